@@ -1,0 +1,1 @@
+"""Phi-3-Vision fine-tuning recipes: native model, data preparation, training and evaluation."""
