@@ -77,7 +77,7 @@ class Phi3VProcessor(ProcessorMixin):
         image_inputs = self.image_processor(flat_images, num_crops=num_crops) if flat_images else None
 
         sequences, image_index = [], 0
-        for sample_text, sample_images in zip(texts, per_sample_images):
+        for sample_text, sample_images in zip(texts, per_sample_images, strict=True):
             token_counts = []
             if image_inputs is not None:
                 token_counts = image_inputs["num_img_tokens"][image_index : image_index + len(sample_images)]
@@ -127,7 +127,7 @@ class Phi3VProcessor(ProcessorMixin):
         if sum(counts) != len(images):
             raise ValueError(f"The prompts have {sum(counts)} distinct image tags but {len(images)} images were given")
         starts = [sum(counts[:i]) for i in range(len(counts))]
-        return [list(images[start : start + count]) for start, count in zip(starts, counts)]
+        return [list(images[start : start + count]) for start, count in zip(starts, counts, strict=True)]
 
     def batch_decode(self, sequences, **kwargs) -> list[str]:
         """Decodes token ids, dropping image placeholders (negative ids), which the tokenizer cannot decode."""

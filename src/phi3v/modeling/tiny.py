@@ -46,7 +46,7 @@ def build_tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
     byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
     trainer = BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + byte_tokens, show_progress=False)
     # Digits stay single tokens, as in Phi-3's tokenizer: no merges are learned across them.
-    lines = [line for line in CORPUS.splitlines()] * 8
+    lines = CORPUS.splitlines() * 8
     tokenizer.train_from_iterator(lines, trainer=trainer)
     tokenizer.add_special_tokens(ADDED_TOKENS)
     tokenizer.post_processor = processors.TemplateProcessing(
