@@ -121,7 +121,9 @@ class Phi3VImageProcessor(BaseImageProcessor):
 
     def num_image_tokens(self, width: int, height: int, num_crops: int | None = None) -> int:
         """Placeholder tokens of a `width` x `height` image, without decoding or resizing it."""
-        padded_height, padded_width = hd_padded_size(width, height, num_crops or self.num_crops, self.crop_size)
+        padded_height, padded_width = hd_padded_size(
+            width, height, self.num_crops if num_crops is None else num_crops, self.crop_size
+        )
         return count_image_tokens(padded_height, padded_width, self.crop_size, self.merged_grid)
 
     def hd_transform(self, image: Image.Image, num_crops: int) -> Image.Image:
@@ -171,7 +173,7 @@ class Phi3VImageProcessor(BaseImageProcessor):
             raise ValueError(
                 f"Phi3VImageProcessor returns PyTorch tensors only, got return_tensors={return_tensors!r}"
             )
-        num_crops = num_crops or self.num_crops
+        num_crops = self.num_crops if num_crops is None else num_crops
         if not isinstance(images, list | tuple):
             images = [images]
         pixel_values, image_sizes = [], []

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 import torch
-from tokenizers import Tokenizer, decoders, normalizers, processors
+from tokenizers import AddedToken, Tokenizer, decoders, normalizers, processors
 from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
 from transformers import GenerationConfig, PreTrainedTokenizerFast
@@ -24,6 +24,7 @@ TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
 PHI3V_CHAT_TEMPLATE = (TEMPLATE_DIR / "phi3v_chat.jinja").read_text()
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]
 ADDED_TOKENS = ["<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>", "<|image|>"]
+RSTRIP_TOKENS = {"<|assistant|>"}
 # Words the synthetic catalogue and the prompts use, so the tiny tokenizer gives them short token sequences.
 CORPUS = """What is shown in this image? Product: Category: Full Price: Describe the product.
 Black Navy Red Camel Beige Green White Grey Pink Blue Brown Burgundy Check Striped Dotted Plain Quilted Monogram
@@ -48,7 +49,10 @@ def build_tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
     # Digits stay single tokens, as in Phi-3's tokenizer: no merges are learned across them.
     lines = CORPUS.splitlines() * 8
     tokenizer.train_from_iterator(lines, trainer=trainer)
-    tokenizer.add_special_tokens(ADDED_TOKENS)
+    # As in Phi-3's tokenizer.json, `<|assistant|>` swallows the whitespace after it (rstrip); the others keep it.
+    tokenizer.add_special_tokens(
+        [AddedToken(t, rstrip=t in RSTRIP_TOKENS, normalized=False, special=True) for t in ADDED_TOKENS]
+    )
     tokenizer.post_processor = processors.TemplateProcessing(
         single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tokenizer.token_to_id("<s>"))]
     )
