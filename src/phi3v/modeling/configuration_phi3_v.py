@@ -70,10 +70,13 @@ class Phi3VConfig(Phi3Config):
         # The official files say `"type": "su"`; transformers' longrope is the same rotation ("su" was its old name).
         rope_scaling = kwargs.get("rope_scaling")
         if rope_scaling is not None and rope_scaling.get("type") in ("su", "longrope"):
+            # `factor` is the 128k/4k ratio the reference derives the attention scaling from; stating it keeps
+            # transformers from warning on every load.
             kwargs["rope_scaling"] = {
                 "rope_type": "longrope",
                 "short_factor": list(rope_scaling["short_factor"]),
                 "long_factor": list(rope_scaling["long_factor"]),
+                "factor": self.max_position_embeddings / self.original_max_position_embeddings,
             }
         # The v3 file pins flash_attention_2; we keep it only to write it back. Loading picks sdpa unless the caller
         # asks for another implementation, so nobody needs flash-attn to load the model.
