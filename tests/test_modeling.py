@@ -261,3 +261,22 @@ def test_placeholder_and_image_count_mismatch_is_a_clear_error(tiny):
     bad = dict(batch, input_ids=batch["input_ids"][:, 5:], attention_mask=batch["attention_mask"][:, 5:])
     with pytest.raises(ValueError, match="image placeholder tokens"):
         model(**bad)
+
+
+def test_backbone_call_merges_images_as_trl_fused_head_needs(tiny_checkpoint):
+    # TRL's DPO runs `model.base_model(...)` then its own LM head; the images must be merged in the backbone.
+    from trl.trainer.utils import add_fused_lm_head
+
+    model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint).eval()
+    processor = AutoProcessor.from_pretrained(tiny_checkpoint)
+    batch = processor(MIXED_TEXTS, _mixed_images(), padding_side="left")
+    labels = (
+        batch["input_ids"].masked_fill(batch["attention_mask"] == 0, -100).masked_fill(batch["input_ids"] < 0, -100)
+    )
+    with torch.no_grad():
+        logits = model(**batch).logits
+        add_fused_lm_head(model)
+        fused = model(**batch, labels=labels, fused_lm_head=True).log_probs
+    expected = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1))[..., 0]
+    scored = labels[:, 1:] != -100
+    torch.testing.assert_close(fused[scored], expected[scored], atol=1e-5, rtol=1e-5)

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import CLIPVisionConfig, CLIPVisionModel, GenerationMixin, initialization
 from transformers.cache_utils import Cache
-from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.modeling_outputs import BaseModelOutputWithPast, CausalLMOutputWithPast
 from transformers.models.phi3.modeling_phi3 import Phi3Model, Phi3PreTrainedModel
 from transformers.utils.deprecation import deprecate_kwarg
 
@@ -161,6 +161,39 @@ class Phi3VModel(Phi3VPreTrainedModel, Phi3Model):
             )
         return inputs_embeds.masked_scatter(image_positions.unsqueeze(-1), image_features.to(inputs_embeds.dtype))
 
+    @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
+    def forward(
+        self,
+        input_ids: torch.LongTensor | None = None,
+        pixel_values: torch.FloatTensor | None = None,
+        image_sizes: torch.LongTensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        position_ids: torch.LongTensor | None = None,
+        cache: Cache | None = None,
+        inputs_embeds: torch.FloatTensor | None = None,
+        use_cache: bool | None = None,
+        **kwargs,
+    ) -> BaseModelOutputWithPast:
+        """Runs the decoder on text embeddings with image features merged in (see [`Phi3VForCausalLM.forward`]).
+
+        The merge happens here, in the base model, so code that calls the backbone directly (TRL's fused LM head in
+        DPO, PEFT wrappers) sees the images too.
+        """
+        if inputs_embeds is None:
+            inputs_embeds = self.embed_inputs(input_ids, pixel_values, image_sizes)
+        if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
+            # Positions count real tokens only, so a left-padded sample gets the positions it has alone.
+            positions = attention_mask.long().cumsum(-1) - 1
+            position_ids = positions.clamp(min=0)[:, -inputs_embeds.shape[1] :]
+        return super().forward(
+            inputs_embeds=inputs_embeds,
+            attention_mask=attention_mask,
+            position_ids=position_ids,
+            cache=cache,
+            use_cache=use_cache,
+            **kwargs,
+        )
+
     def count_image_tokens(self, image_sizes: torch.Tensor) -> list[int]:
         """Number of placeholder tokens each image takes, from its padded HD size (height, width)."""
         emb = self.vision_embed_tokens
@@ -208,12 +241,10 @@ class Phi3VForCausalLM(Phi3VPreTrainedModel, GenerationMixin):
             labels (`torch.LongTensor`, *optional*): targets for the causal LM loss; -100 and any negative id
                 (an image placeholder) are ignored.
         """
-        if inputs_embeds is None:
-            inputs_embeds = self.model.embed_inputs(input_ids, pixel_values, image_sizes)
-        if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
-            positions = attention_mask.long().cumsum(-1) - 1
-            position_ids = positions.clamp(min=0)[:, -inputs_embeds.shape[1] :]
         outputs = self.model(
+            input_ids=input_ids,
+            pixel_values=pixel_values,
+            image_sizes=image_sizes,
             inputs_embeds=inputs_embeds,
             attention_mask=attention_mask,
             position_ids=position_ids,
