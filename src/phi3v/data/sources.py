@@ -1,0 +1,150 @@
+"""Catalogue sources: a Hub dataset id or a local Parquet / CSV / JSON Lines file, read into rows with our field names.
+
+The recipe needs seven fields per product (`CATALOGUE_FIELDS`). `DEFAULT_COLUMN_MAPPING` maps them to the columns of the
+reference catalogue, `DBQ/Burberry.Product.prices.United.States`; any other catalogue works by mapping its own column
+names, e.g. `{"image": "local_path", "full_price": "price_usd"}`.
+"""
+
+import csv
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import datasets
+import pyarrow.parquet
+
+
+DEFAULT_HUB_DATASET = "DBQ/Burberry.Product.prices.United.States"
+
+CATALOGUE_FIELDS = (
+    "product_code",
+    "title",
+    "category1_code",
+    "category2_code",
+    "category3_code",
+    "full_price",
+    "image",
+)
+
+# Our field name -> column name in the DBQ catalogues.
+DEFAULT_COLUMN_MAPPING = {field: field for field in CATALOGUE_FIELDS} | {"image": "imageurl"}
+
+LOCAL_FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
+
+
+@dataclass
+class SourceTable:
+    """A catalogue read from its source, before any cleaning.
+
+    Args:
+        description (`dict`):
+            What the source is, for the manifest: `kind` (`"local_file"` or `"hub"`), `path` or `dataset_id` and
+            `split`, and `fingerprint` (`"sha256:<hex>"` of the file bytes, or of the rows for a Hub dataset).
+        rows (`list[dict]`):
+            One dict per source row, in source order, keyed by `CATALOGUE_FIELDS`. Values are as read (strings,
+            numbers or `None`); cleaning parses them.
+        base_dir (`Path`):
+            Directory that relative local image paths are resolved against: the table file's directory, or the current
+            directory for a Hub dataset.
+    """
+
+    description: dict
+    rows: list[dict]
+    base_dir: Path
+
+
+def resolve_column_mapping(column_mapping: Mapping[str, str] | None) -> dict[str, str]:
+    """Lays `column_mapping` over `DEFAULT_COLUMN_MAPPING` and checks that it only names our fields."""
+    column_mapping = dict(column_mapping or {})
+    unknown = sorted(set(column_mapping) - set(CATALOGUE_FIELDS))
+    if unknown:
+        raise ValueError(f"column_mapping has unknown field(s) {unknown}; the fields are {list(CATALOGUE_FIELDS)}.")
+    return DEFAULT_COLUMN_MAPPING | column_mapping
+
+
+def load_source(
+    source: str | Path, column_mapping: Mapping[str, str] | None = None, split: str = "train"
+) -> SourceTable:
+    """Reads a catalogue from a local file or the Hub and renames its columns to `CATALOGUE_FIELDS`.
+
+    Args:
+        source (`str` or `Path`):
+            A local `.parquet`, `.csv` or `.jsonl`/`.json` (JSON Lines) file, or a Hub dataset id such as
+            `"DBQ/Burberry.Product.prices.United.States"`. Anything that is not an existing file and has no table
+            suffix is treated as a Hub id.
+        column_mapping (`Mapping[str, str]`, *optional*):
+            Our field name -> source column name, for the fields that differ from `DEFAULT_COLUMN_MAPPING`.
+        split (`str`, *optional*, defaults to `"train"`):
+            Split to read from a Hub dataset (local files have one table).
+
+    Returns:
+        `SourceTable`: the rows with our field names, where they came from and their fingerprint.
+    """
+    mapping = resolve_column_mapping(column_mapping)
+    path = Path(source)
+    if path.suffix.lower() in LOCAL_FILE_SUFFIXES or path.exists():
+        records, description = _read_local_file(path)
+        base_dir = path.resolve().parent
+    else:
+        records, description = _read_hub_dataset(str(source), split)
+        base_dir = Path.cwd()
+
+    if not records:
+        raise ValueError(f"Source {source} has no rows.")
+    available = set().union(*records)  # JSON Lines records may each carry a different subset of keys
+    missing = [column for column in mapping.values() if column not in available]
+    if missing:
+        raise ValueError(
+            f"Source {source} has no column(s) {missing}. Its columns are {sorted(available)}; map our fields to "
+            f"them with column_mapping (current mapping: {mapping})."
+        )
+    rows = [{field: record.get(column) for field, column in mapping.items()} for record in records]
+    return SourceTable(description=description | {"column_mapping": mapping}, rows=rows, base_dir=base_dir)
+
+
+def _read_local_file(path: Path) -> tuple[list[dict], dict]:
+    if not path.is_file():
+        raise FileNotFoundError(f"Catalogue file {path} does not exist.")
+    suffix = path.suffix.lower()
+    if suffix == ".parquet":
+        records = pyarrow.parquet.read_table(path).to_pylist()
+    elif suffix == ".csv":
+        # Every CSV value stays a string: type inference would turn product code "00123" into 123 and a price column
+        # with one "$1,290.00" into strings anyway; cleaning parses what it needs.
+        with open(path, newline="", encoding="utf-8-sig") as file:
+            records = list(csv.DictReader(file))
+    elif suffix in (".jsonl", ".json"):
+        records = _read_json_lines(path)
+    else:
+        raise ValueError(f"Cannot read {path}: use a {', '.join(LOCAL_FILE_SUFFIXES)} file or a Hub dataset id.")
+    fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
+    return records, {"kind": "local_file", "path": str(path.resolve()), "fingerprint": f"sha256:{fingerprint}"}
+
+
+def _read_json_lines(path: Path) -> list[dict]:
+    records = []
+    with open(path, encoding="utf-8") as file:
+        for line_number, line in enumerate(file, start=1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise ValueError(
+                    f"{path} line {line_number} is not valid JSON ({error}); expected JSON Lines."
+                ) from None
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                raise TypeError(f"{path} line {line_number} is a {type(record).__name__}, expected a JSON object.")
+    return records
+
+
+def _read_hub_dataset(dataset_id: str, split: str) -> tuple[list[dict], dict]:
+    records = datasets.load_dataset(dataset_id, split=split).to_list()
+    # The Hub commit is not exposed by `load_dataset`; hashing the rows pins the content that was actually read.
+    content = json.dumps(records, sort_keys=True, default=str).encode()
+    fingerprint = hashlib.sha256(content).hexdigest()
+    return records, {"kind": "hub", "dataset_id": dataset_id, "split": split, "fingerprint": f"sha256:{fingerprint}"}
