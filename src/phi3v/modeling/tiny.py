@@ -30,7 +30,7 @@ CORPUS = """What is shown in this image? Product: Category: Full Price: Describe
 Black Navy Red Camel Beige Green White Grey Pink Blue Brown Burgundy Check Striped Dotted Plain Quilted Monogram
 Leather Wool Cashmere Cotton Silk Canvas Suede Small Medium Large Mini Tote Bag Bags Crossbody Scarf Scarves Coat
 Coats Trench Jacket Shoes Sneakers Boots Loafers Hat Hats Cap Bucket Wallet Wallets Belt Belts Card Case N.A.
-WOMEN MEN KIDS ACCESSORIES OUTERWEAR SHOES BAGS 0 1 2 3 4 5 6 7 8 9 , . $ : - ( ) /"""
+WOMEN MEN KIDS ACCESSORIES OUTERWEAR SHOES BAGS SCARVES COATS HATS SNEAKERS TOTE 0 1 2 3 4 5 6 7 8 9 , . $ : - ( ) /"""
 
 
 def build_tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
@@ -39,16 +39,25 @@ def build_tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
     Args:
         vocab_size (`int`, *optional*, defaults to 640): size of the BPE vocabulary before the added tokens.
     """
-    tokenizer = Tokenizer(BPE(unk_token="<unk>", byte_fallback=True, fuse_unk=True))
-    tokenizer.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    trainer = BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
+    trained = Tokenizer(BPE(unk_token="<unk>"))
+    trained.normalizer = normalizers.Sequence([normalizers.Prepend("▁"), normalizers.Replace(" ", "▁")])
+    trained.train_from_iterator(CORPUS.splitlines() * 8, trainer=trainer)
+    trained_model = json.loads(trained.to_str())["model"]
+    # Byte-fallback tokens are ordinary vocabulary at ids 3-258, as in Llama's and Phi-3's tokenizers: registered as
+    # special tokens, `skip_special_tokens` would drop every character that falls back to bytes.
+    vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS + [f"<0x{b:02X}>" for b in range(256)])}
+    for token, _ in sorted(trained_model["vocab"].items(), key=lambda item: item[1]):
+        vocab.setdefault(token, len(vocab))
+    merges = [
+        tuple(merge) if isinstance(merge, list) else tuple(merge.split(" ")) for merge in trained_model["merges"]
+    ]
+    tokenizer = Tokenizer(BPE(vocab=vocab, merges=merges, unk_token="<unk>", byte_fallback=True, fuse_unk=True))
+    tokenizer.normalizer = trained.normalizer
     tokenizer.decoder = decoders.Sequence(
         [decoders.Replace("▁", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)]
     )
-    byte_tokens = [f"<0x{i:02X}>" for i in range(256)]
-    trainer = BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS + byte_tokens, show_progress=False)
-    # Digits stay single tokens, as in Phi-3's tokenizer: no merges are learned across them.
-    lines = CORPUS.splitlines() * 8
-    tokenizer.train_from_iterator(lines, trainer=trainer)
+    tokenizer.add_special_tokens([AddedToken(t, normalized=False, special=True) for t in SPECIAL_TOKENS])
     # As in Phi-3's tokenizer.json, `<|assistant|>` swallows the whitespace after it (rstrip); the others keep it.
     tokenizer.add_special_tokens(
         [AddedToken(t, rstrip=t in RSTRIP_TOKENS, normalized=False, special=True) for t in ADDED_TOKENS]

@@ -1,0 +1,52 @@
+"""Merge a LoRA adapter into its base model and save a standalone checkpoint in the official Phi-3-V layout.
+
+Run as:
+
+    python scripts/merge_lora.py --adapter outputs/sft-lora --output_dir outputs/sft-merged
+    python scripts/merge_lora.py --adapter outputs/sft-lora --base_model /models/Phi-3-vision-128k-instruct \
+        --output_dir outputs/sft-merged --dtype bfloat16
+
+The output has the base's `config.json` keys and tensor names, the processor, and the base's remote-code files, so it
+loads with `AutoModelForCausalLM.from_pretrained` (after `import phi3v`), with `trust_remote_code=True`, and in vLLM.
+The script checks the layout against the base's and fails if they differ.
+"""
+
+import argparse
+
+from phi3v.evaluation.loading import adapter_base_model
+from phi3v.evaluation.merge import layout_differences, local_checkpoint_dir, merge_lora
+
+
+def main(args: argparse.Namespace) -> None:
+    base = adapter_base_model(args.adapter, args.base_model)
+    print(f"Merging {args.adapter} into {base}")
+    output_dir = merge_lora(
+        args.adapter, args.output_dir, base_model=base, dtype=args.dtype, max_shard_size=args.max_shard_size
+    )
+    differences = layout_differences(local_checkpoint_dir(base), output_dir)
+    if differences:
+        raise RuntimeError(f"{output_dir} departs from the layout of {base}:\n" + "\n".join(differences))
+    print(f"Saved the merged model and processor to {output_dir}; config keys and tensor names match {base}.")
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--adapter", required=True, help="The LoRA adapter directory (with adapter_config.json).")
+    parser.add_argument("--output_dir", required=True, help="Where to save the merged checkpoint; must be empty.")
+    parser.add_argument(
+        "--base_model",
+        default=None,
+        help="Base checkpoint; defaults to base_model_name_or_path in the adapter config.",
+    )
+    parser.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="dtype of the saved weights; `auto` keeps the base's. The merge itself is computed in float32.",
+    )
+    parser.add_argument("--max_shard_size", default="5GB", help="Largest safetensors shard (the Hub uses ~5GB).")
+    return parser
+
+
+if __name__ == "__main__":
+    main(make_parser().parse_args())

@@ -1,0 +1,80 @@
+"""Predict title, category and price for product photos with a fine-tuned Phi-3-V (base, LoRA adapter or merged).
+
+Run as:
+
+    python scripts/predict.py --model outputs/demo photos/bag.jpg photos/scarf.png
+    python scripts/predict.py --model outputs/sft-lora photos/ --format csv --output predictions.csv
+    python scripts/predict.py --model outputs/sft-merged photos/ --device cuda --dtype bfloat16 --format jsonl
+
+Prints a table by default; `--format jsonl` or `--format csv` writes one record per image (image, title, category,
+price, parsed, answer) to `--output` or to standard output.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+from phi3v.data.formatting import DEFAULT_QUESTION
+from phi3v.evaluation.loading import load_for_inference
+from phi3v.evaluation.prediction import find_images, format_table, predict_images, write_records
+
+
+def main(args: argparse.Namespace) -> None:
+    if args.format == "table" and args.output is not None:
+        raise ValueError("--output needs --format jsonl or csv; the table is printed.")
+    paths = find_images(args.images)
+    model, processor = load_for_inference(
+        args.model, args.base_model, dtype=args.dtype, device=args.device, attn_implementation=args.attn_implementation
+    )
+    records = predict_images(
+        model,
+        processor,
+        paths,
+        question=args.question,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        num_crops=args.num_crops,
+    )
+    if args.format == "table":
+        print(format_table(records))
+    elif args.output is None:
+        write_records(records, sys.stdout, args.format)
+    else:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        with open(args.output, "w", encoding="utf-8", newline="") as file:
+            write_records(records, file, args.format)
+        print(f"Wrote {len(records)} predictions to {args.output}", file=sys.stderr)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("images", nargs="+", help="Image files and/or folders of images.")
+    # Model
+    parser.add_argument(
+        "--model",
+        required=True,
+        help="A base or merged checkpoint (directory or Hub id), or a LoRA adapter directory.",
+    )
+    parser.add_argument("--base_model", default=None, help="Base checkpoint of an adapter, overriding its config.")
+    parser.add_argument(
+        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="Weight dtype."
+    )
+    parser.add_argument("--device", default="cpu", help="Device to run on, e.g. `cpu` or `cuda`.")
+    parser.add_argument(
+        "--attn_implementation", default=None, help="`sdpa` (default), `eager` or `flash_attention_2`."
+    )
+    # Generation
+    parser.add_argument("--question", default=DEFAULT_QUESTION, help="The question the model was trained on.")
+    parser.add_argument("--batch_size", type=int, default=8, help="Images per generate call.")
+    parser.add_argument("--max_new_tokens", type=int, default=64, help="Generation budget; an answer is ~25 tokens.")
+    parser.add_argument("--num_crops", type=int, default=None, help="Override the processor's number of HD crops.")
+    # Output
+    parser.add_argument(
+        "--format", default="table", choices=["table", "jsonl", "csv"], help="Terminal table, JSON Lines or CSV."
+    )
+    parser.add_argument("--output", default=None, help="File for --format jsonl/csv (default: standard output).")
+    return parser
+
+
+if __name__ == "__main__":
+    main(make_parser().parse_args())

@@ -1,0 +1,98 @@
+"""Load any of the three model forms for inference: a base model, a merged model, or a LoRA adapter over its base.
+
+A directory holding `adapter_config.json` is a PEFT adapter. Its base comes from `--base_model` when given, else from
+the adapter's own `base_model_name_or_path`; the adapter is applied on top, unmerged, so its outputs are exactly
+"base + adapter". The processor comes from the adapter directory when training saved one there (it may carry a
+changed `num_crops` or chat template), else from the base. Anything else is loaded as a full checkpoint.
+
+Example:
+
+```python
+>>> model, processor = load_for_inference("outputs/sft-lora")  # adapter: base read from adapter_config.json
+>>> model, processor = load_for_inference("microsoft/Phi-3-vision-128k-instruct", dtype="bfloat16", device="cuda")
+```
+"""
+
+import json
+from pathlib import Path
+
+import torch
+from peft import PeftModel
+from transformers import AutoModelForCausalLM, AutoProcessor
+
+
+ADAPTER_CONFIG_NAME = "adapter_config.json"
+# A processor saved beside an adapter always writes these two files.
+PROCESSOR_FILES = ("preprocessor_config.json", "tokenizer_config.json")
+
+
+def is_adapter_dir(path: str | Path) -> bool:
+    """Whether `path` is a local directory holding a PEFT adapter (`adapter_config.json`)."""
+    return (Path(path) / ADAPTER_CONFIG_NAME).is_file()
+
+
+def has_processor_files(path: str | Path) -> bool:
+    """Whether `path` is a local directory holding a saved processor (image processor and tokenizer configs)."""
+    return all((Path(path) / name).is_file() for name in PROCESSOR_FILES)
+
+
+def adapter_base_model(adapter_dir: str | Path, base_model: str | None = None) -> str:
+    """The base checkpoint of an adapter: `base_model` when given, else the adapter's `base_model_name_or_path`.
+
+    Args:
+        adapter_dir (`str` or `Path`): a directory with `adapter_config.json`.
+        base_model (`str`, *optional*): overrides the recorded base (e.g. the same weights at another path).
+
+    Raises:
+        `ValueError`: when neither names a base.
+    """
+    if base_model:
+        return str(base_model)
+    recorded = json.loads((Path(adapter_dir) / ADAPTER_CONFIG_NAME).read_text()).get("base_model_name_or_path")
+    if not recorded:
+        raise ValueError(
+            f"{adapter_dir}/{ADAPTER_CONFIG_NAME} has no base_model_name_or_path; pass the base model explicitly."
+        )
+    return recorded
+
+
+def load_for_inference(
+    path: str | Path,
+    base_model: str | None = None,
+    dtype: str | torch.dtype = "auto",
+    device: str | torch.device = "cpu",
+    attn_implementation: str | None = None,
+):
+    """Loads a model and its processor for generation, in eval mode on `device`.
+
+    Args:
+        path (`str` or `Path`):
+            A base or merged checkpoint (local directory or Hub id), or a local LoRA adapter directory.
+        base_model (`str`, *optional*):
+            For an adapter: the base checkpoint to apply it to, overriding `base_model_name_or_path` in its
+            `adapter_config.json`. Ignored, with an error, for a full checkpoint.
+        dtype (`str` or `torch.dtype`, *optional*, defaults to `"auto"`):
+            Weight dtype; `"auto"` keeps the checkpoint's (`torch_dtype` in its config).
+        device (`str` or `torch.device`, *optional*, defaults to `"cpu"`):
+            Where to put the model.
+        attn_implementation (`str`, *optional*):
+            `"sdpa"`, `"eager"` or `"flash_attention_2"`; defaults to transformers' choice (sdpa).
+
+    Returns:
+        `tuple`: `(model, processor)`. For an adapter, `model` is a `PeftModel` whose `generate` and forward run
+        base + adapter.
+    """
+    model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation}
+    if is_adapter_dir(path):
+        base = adapter_base_model(path, base_model)
+        model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs)
+        model = PeftModel.from_pretrained(model, path)
+        processor = AutoProcessor.from_pretrained(path if has_processor_files(path) else base)
+    else:
+        if base_model:
+            raise ValueError(f"{path} is not a LoRA adapter directory (no {ADAPTER_CONFIG_NAME}); drop base_model.")
+        model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
+        processor = AutoProcessor.from_pretrained(path)
+    model.to(device)
+    model.eval()
+    return model, processor

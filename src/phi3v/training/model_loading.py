@@ -1,0 +1,127 @@
+"""Loading Phi-3-V for training: the processor, the model (dtype, attention, 4/8-bit), LoRA and what is frozen.
+
+Shared by `scripts/sft.py` and `scripts/dpo.py`. The model classes are this repository's native ones (registered with
+transformers' Auto classes by `import phi3v`), so no `trust_remote_code` is involved.
+"""
+
+import logging
+
+from accelerate import PartialState
+from peft import LoraConfig
+from torch import nn
+from transformers import AutoModelForCausalLM, AutoProcessor, PreTrainedModel, ProcessorMixin, TrainingArguments
+from trl import get_quantization_config
+
+from .configs import Phi3VModelConfig
+
+
+logger = logging.getLogger(__name__)
+
+
+def load_processor(model_args: Phi3VModelConfig) -> ProcessorMixin:
+    """Loads the checkpoint's `Phi3VProcessor`, with `num_crops` overridden when the recipe sets it.
+
+    Args:
+        model_args ([`Phi3VModelConfig`]): `model_name_or_path`, `model_revision` and `num_crops` are read.
+    """
+    processor = AutoProcessor.from_pretrained(model_args.model_name_or_path, revision=model_args.model_revision)
+    if model_args.num_crops is not None:
+        processor.image_processor.num_crops = model_args.num_crops
+    return processor
+
+
+def load_model(model_args: Phi3VModelConfig, training_args: TrainingArguments) -> PreTrainedModel:
+    """Loads `Phi3VForCausalLM` for training and freezes what must not train.
+
+    The CLIP layers that Phi-3-V never runs (its last layer and `post_layernorm`) are always frozen, so DDP and ZeRO
+    see no parameter without a gradient. The `freeze_*` switches of `model_args` apply to full fine-tuning; with
+    `use_peft`, PEFT freezes the whole base model and `lora_target_modules` says what trains.
+
+    Args:
+        model_args ([`Phi3VModelConfig`]): checkpoint, `dtype`, `attn_implementation`, `load_in_4bit`/`load_in_8bit`
+            and the `freeze_*` switches.
+        training_args ([`~transformers.TrainingArguments`]): `activation_checkpointing` turns the KV cache off.
+    """
+    if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
+        raise ValueError("`load_in_4bit`/`load_in_8bit` quantise frozen weights: set `use_peft: true` (QLoRA).")
+    model_kwargs = {
+        "revision": model_args.model_revision,
+        "dtype": model_args.dtype,
+        "attn_implementation": model_args.attn_implementation,
+        "use_cache": not training_args.activation_checkpointing,
+    }
+    quantization_config = get_quantization_config(model_args)
+    if quantization_config is not None:
+        # Passing None would not be the same as leaving it out; k-bit weights go to this process's device.
+        model_kwargs["quantization_config"] = quantization_config
+        model_kwargs["device_map"] = {"": PartialState().local_process_index}
+    model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **model_kwargs)
+    model.freeze_unused_vision_parameters()
+    freeze_parts(model, model_args)
+    return model
+
+
+def freeze_parts(model: PreTrainedModel, model_args: Phi3VModelConfig) -> None:
+    """Applies `freeze_vision_tower`, `freeze_projector` and `freeze_language_model` (full fine-tuning only).
+
+    The projector includes the learnable separators (`glb_GN`, `sub_GN`) that it reads with the CLIP features.
+    """
+    switches = [model_args.freeze_vision_tower, model_args.freeze_projector, model_args.freeze_language_model]
+    if model_args.use_peft and any(switches):
+        raise ValueError(
+            "The `freeze_*` switches apply to full fine-tuning. With `use_peft: true` the base model is frozen and "
+            "`lora_target_modules` chooses what trains."
+        )
+    if all(switches):
+        raise ValueError(
+            "`freeze_vision_tower`, `freeze_projector` and `freeze_language_model` leave nothing to train."
+        )
+    image_embedding = model.model.vision_embed_tokens
+    if model_args.freeze_vision_tower:
+        image_embedding.img_processor.requires_grad_(False)
+    if model_args.freeze_projector:
+        image_embedding.img_projection.requires_grad_(False)
+        image_embedding.glb_GN.requires_grad_(False)
+        image_embedding.sub_GN.requires_grad_(False)
+    if model_args.freeze_language_model:
+        for module in (model.model.embed_tokens, model.model.layers, model.model.norm, model.lm_head):
+            module.requires_grad_(False)
+
+
+def lora_config(model_args: Phi3VModelConfig, model: PreTrainedModel) -> LoraConfig | None:
+    """The LoRA config of the recipe, or `None` without `use_peft`.
+
+    Every name in `lora_target_modules` must be the name, or a dotted suffix of the name, of at least one linear layer
+    of `model`: a generic list (`q_proj`, `gate_proj`, ...) would otherwise silently adapt the wrong layers (the vision
+    tower) or none. The CLIP layer Phi-3-V never runs gets no adapter: it would never receive a gradient.
+
+    Args:
+        model_args ([`Phi3VModelConfig`]): the `lora_*`, `use_rslora` and `use_dora` fields.
+        model ([`~transformers.PreTrainedModel`]): the loaded model, to check the target names against.
+    """
+    if not model_args.use_peft:
+        return None
+    targets = model_args.lora_target_modules
+    targets = [targets] if isinstance(targets, str) else list(targets or [])  # TRL turns a one-item list into a str
+    linears = {name: module for name, module in model.named_modules() if isinstance(module, nn.Linear)}
+    tower = model.model.vision_embed_tokens.img_processor.vision_model
+    unused = {id(parameter) for parameter in tower.unused_parameters(model.config.image_feature_layer)}
+    unmatched = [t for t in targets if not any(name == t or name.endswith(f".{t}") for name in linears)]
+    if not targets or unmatched:
+        raise ValueError(
+            f"`lora_target_modules` {unmatched or targets} match no linear layer of {type(model).__name__}. "
+            "Phi-3-V's names: language model `qkv_proj o_proj gate_up_proj down_proj`; vision tower `q_proj k_proj "
+            "v_proj out_proj fc1 fc2`; projector `img_projection.0 img_projection.2`."
+        )
+    return LoraConfig(
+        task_type=model_args.lora_task_type,
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=targets,
+        exclude_modules=[name for name, module in linears.items() if id(module.weight) in unused] or None,
+        modules_to_save=model_args.lora_modules_to_save,
+        use_rslora=model_args.use_rslora,
+        use_dora=model_args.use_dora,
+        bias="none",
+    )

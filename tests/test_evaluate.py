@@ -1,0 +1,159 @@
+"""`scripts/evaluate.py`: several models and the baselines in one report; per-product errors; W&B; accelerate."""
+
+import dataclasses
+import json
+import os
+import runpy
+import subprocess
+import sys
+
+import datasets
+import pytest
+
+from phi3v.data.synthetic import make_synthetic_catalogue
+from phi3v.evaluation.metrics import build_records, score_predictions
+from phi3v.evaluation.parsing import parse_answer
+from phi3v.evaluation.results import answer_errors, write_results
+
+from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
+
+
+LIMIT = 4
+SYSTEMS = ["base", "base (grey image)", "lora", "lora (grey image)", "global median", "true-category median"]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_torch_thread():
+    with one_torch_thread():
+        yield
+
+
+@pytest.fixture(scope="module")
+def catalogue(tmp_path_factory):
+    path = tmp_path_factory.mktemp("catalogue") / "synthetic"
+    make_synthetic_catalogue(path, num_products=60, seed=0)
+    return path
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(tiny_checkpoint, tmp_path_factory):
+    return make_lora_adapter(tiny_checkpoint, tmp_path_factory.mktemp("adapter") / "lora")
+
+
+def evaluate_args(catalogue, output_dir, *models: str) -> list[str]:
+    return [
+        "--dataset", str(catalogue), "--model", *models, "--output_dir", str(output_dir),
+        "--limit", str(LIMIT), "--max_new_tokens", "8", "--batch_size", "3",
+    ]  # fmt: skip
+
+
+def run_evaluate(monkeypatch, args: list[str]) -> None:
+    monkeypatch.setattr(sys, "argv", ["evaluate.py", *args])
+    runpy.run_path(str(REPO_ROOT / "scripts" / "evaluate.py"), run_name="__main__")
+
+
+@pytest.fixture(scope="module")
+def evaluation(catalogue, tiny_checkpoint, adapter_dir, tmp_path_factory):
+    """One run comparing the base and its LoRA adapter, logged to W&B offline."""
+    output_dir = tmp_path_factory.mktemp("evaluation") / "eval"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("WANDB_MODE", "offline")
+        monkeypatch.setenv("WANDB_DIR", str(output_dir.parent))
+        models = [f"base={tiny_checkpoint}", f"lora={adapter_dir}"]
+        run_evaluate(monkeypatch, [*evaluate_args(catalogue, output_dir, *models), "--report_to", "wandb"])
+    return output_dir
+
+
+def test_one_report_with_a_column_per_model_and_baseline(evaluation):
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    assert list(metrics) == SYSTEMS
+    assert all(m["num_samples"] == LIMIT for m in metrics.values())
+    header = (evaluation / "report.md").read_text().split("| metric", 1)[1].splitlines()[0]
+    assert [cell.strip() for cell in header.split("|")[1:-1]] == SYSTEMS
+    plots = sorted(path.name for path in evaluation.glob("*.png"))
+    assert plots == [f"price_scatter_{name}.png" for name in ["base", "base_grey_image", "lora", "lora_grey_image"]]
+
+
+def test_predictions_have_one_line_per_product(evaluation, catalogue):
+    test_split = datasets.load_from_disk(str(catalogue))["test"]
+    lines = [json.loads(line) for line in (evaluation / "predictions.jsonl").read_text().splitlines()]
+    assert [line["product_code"] for line in lines] == test_split["product_code"][:LIMIT]
+    first, row = lines[0], test_split[0]
+    assert first["truth"] == {"title": row["title"], "category": row["category3_code"], "price": row["full_price"]}
+    assert list(first["predictions"]) == SYSTEMS[:4]
+    prediction = first["predictions"]["lora"]
+    assert set(prediction) == {"answer", "parsed", "errors"}
+    assert prediction["parsed"] == dataclasses.asdict(parse_answer(prediction["answer"]))
+
+
+def test_wandb_offline_run_was_written(evaluation):
+    runs = list((evaluation.parent / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
+
+
+def test_refuses_a_non_empty_output_dir_unless_overwrite(evaluation, catalogue, tiny_checkpoint, monkeypatch):
+    args = evaluate_args(catalogue, evaluation, f"base={tiny_checkpoint}")
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_evaluate(monkeypatch, args)
+    run_evaluate(monkeypatch, [*args, "--overwrite", "--no_blank_control"])
+    metrics = json.loads((evaluation / "metrics.json").read_text())
+    assert list(metrics) == ["base", "global median", "true-category median"]
+
+
+def test_models_can_be_listed_or_repeated():
+    script = runpy.run_path(str(REPO_ROOT / "scripts" / "evaluate.py"))
+    required = ["--dataset", "d", "--output_dir", "o"]
+    listed = script["make_parser"]().parse_args([*required, "--model", "sft=a/sft", "b/dpo"])
+    repeated = script["make_parser"]().parse_args([*required, "--model", "sft=a/sft", "--model", "b/dpo"])
+    assert listed.model == repeated.model == ["sft=a/sft", "b/dpo"]
+    assert script["parse_model_specs"](listed.model) == {"sft": "a/sft", "dpo": "b/dpo"}
+    assert (
+        listed.blank_control
+        and not script["make_parser"]().parse_args([*required, "--model", "m", "--no_blank_control"]).blank_control
+    )
+
+
+def test_model_names_must_be_distinct(catalogue, tiny_checkpoint, tmp_path, monkeypatch):
+    with pytest.raises(ValueError, match="duplicate"):
+        run_evaluate(monkeypatch, evaluate_args(catalogue, tmp_path / "x", str(tiny_checkpoint), str(tiny_checkpoint)))
+
+
+def test_per_product_errors_agree_with_the_metrics(tmp_path):
+    rows = [
+        {"product_code": "1", "title": "Red Check Scarf", "category3_code": "SCARVES", "full_price": 400.0},
+        {"product_code": "2", "title": "Black Plain Wallet", "category3_code": "N.A.", "full_price": 450.0},
+        {"product_code": "3", "title": "Navy Trench Coat", "category3_code": "TRENCH COATS", "full_price": 1990.0},
+    ]
+    answers = [
+        "Product: Red Check Scarf, Category: SCARVES, Full Price: 390.00",
+        "Product: Black Wallet, Category: N.A., Full Price: 1,450.00",
+        "Category: COATS",
+    ]
+    metrics = write_results(tmp_path, rows, {"model": answers}, baselines={})["model"]
+    parsed = [parse_answer(answer) for answer in answers]
+    assert metrics == score_predictions(build_records(rows, parsed))
+    errors = [answer_errors(row, p) for row, p in zip(rows, parsed, strict=True)]
+
+    def mean(key: str) -> float:
+        return sum(float(e[key]) for e in errors) / len(errors)
+
+    assert metrics["category_accuracy"] == pytest.approx(mean("category_correct"))
+    assert metrics["title_exact_match"] == pytest.approx(mean("title_exact_match"))
+    assert metrics["title_anls"] == pytest.approx(mean("title_anls"))
+    assert metrics["price_mae"] == pytest.approx(mean("price_abs_error"))
+    assert metrics["price_mape"] == pytest.approx(mean("price_pct_error"))
+    assert errors[2]["price_pct_error"] == 1.0  # no price read: scored as $0
+
+
+@pytest.mark.slow
+def test_two_processes_give_the_single_process_answers(catalogue, tiny_checkpoint, tmp_path, monkeypatch):
+    """`accelerate launch` on 2 CPU processes: each answers half the products; the gathered file is identical."""
+    args = evaluate_args(catalogue, tmp_path / "one", f"base={tiny_checkpoint}") + ["--no_blank_control"]
+    run_evaluate(monkeypatch, args)
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2"]
+    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    args = evaluate_args(catalogue, tmp_path / "two", f"base={tiny_checkpoint}") + ["--no_blank_control"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    subprocess.run([*launcher, str(REPO_ROOT / "scripts" / "evaluate.py"), *args], env=environment, check=True)
+    one, two = ((tmp_path / name / "predictions.jsonl").read_text() for name in ("one", "two"))
+    assert one == two and len(two.splitlines()) == LIMIT

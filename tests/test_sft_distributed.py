@@ -1,0 +1,62 @@
+"""Two-process CPU runs of the smoke recipe under the repository's accelerate configs: DDP (`multi_gpu`) and
+DeepSpeed ZeRO-2 and ZeRO-3 (on DeepSpeed's CPU accelerator). Each config is used as shipped except for
+`use_cpu: true`, `mixed_precision: 'no'` and `num_processes: 2`. FSDP is not among them: accelerate enables it only
+on accelerators (on CPU `fsdp.yaml` silently runs as DDP), so its wrap classes are checked against the model instead
+(`test_training_model_loading.py`).
+
+The first DeepSpeed run on a machine compiles DeepSpeed's shared-memory communication op (about 2 minutes on 2
+cores, cached in ~/.cache/torch_extensions); later runs take about 20 seconds each.
+"""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from transformers import AutoModelForCausalLM, AutoProcessor
+
+import phi3v  # noqa: F401
+from phi3v.data import make_synthetic_catalogue
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def distributed_catalogue(tmp_path_factory) -> Path:
+    path = tmp_path_factory.mktemp("distributed-catalogue") / "synthetic"
+    make_synthetic_catalogue(path, num_products=72, seed=0)
+    return path
+
+
+@pytest.mark.parametrize("config_name", ["multi_gpu", "zero2", "zero3"])
+def test_two_process_smoke_run(config_name, tiny_checkpoint, distributed_catalogue, tmp_path):
+    config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{config_name}.yaml").read_text())
+    config.update(use_cpu=True, mixed_precision="no", num_processes=2)
+    config_file = tmp_path / f"{config_name}-cpu.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    output_dir = tmp_path / "run"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
+    command += ["scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint)]
+    command += ["--dataset_name", str(distributed_catalogue), "--output_dir", str(output_dir)]
+    command += ["--max_steps", "3", "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no"]
+    result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    # Two processes of 8 rows: an epoch is ceil(rows / 16) steps (one process would take twice as many).
+    results = json.loads((output_dir / "train_results.json").read_text())
+    assert results["epoch"] == pytest.approx(3 / math.ceil(results["train_samples"] / 16))
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    losses = [entry["loss"] for entry in state["log_history"] if "loss" in entry]
+    assert len(losses) == 3 and all(0 < loss < 10 for loss in losses)
+
+    # The saved model (gathered from the shards under ZeRO-3) reloads and runs.
+    model = AutoModelForCausalLM.from_pretrained(output_dir)
+    processor = AutoProcessor.from_pretrained(output_dir)
+    inputs = processor("<|user|>\nWhat is shown in this image?<|end|>\n<|assistant|>\n")
+    assert model.generate(**inputs, max_new_tokens=3, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
+    assert model.model.layers[0].self_attn.qkv_proj.weight.abs().sum() > 0
