@@ -155,7 +155,9 @@ def test_length_column_needs_no_pixels_and_drops_long_rows(processor, caplog):
     assert dataset["length"] == expected
     with caplog.at_level(logging.WARNING, logger="phi3v"):
         kept = add_length_column(undecodable_catalogue(ROWS), collator, max_length=max(expected) - 1)
-    assert kept["title"] == [row["title"] for row, length in zip(ROWS, expected, strict=True) if length < max(expected)]
+    assert kept["title"] == [
+        row["title"] for row, length in zip(ROWS, expected, strict=True) if length < max(expected)
+    ]
     assert len(kept) == 2
     assert f"Dropped 1 of 3 rows longer than max_length={max(expected) - 1}" in caplog.text
     with pytest.raises(ValueError, match="No row fits"):
