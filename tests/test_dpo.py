@@ -1,0 +1,106 @@
+"""The DPO stage on CPU: recipes parse, then smoke SFT -> on-policy pairs -> smoke DPO -> one report for SFT and DPO."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+import pytest
+from PIL import Image
+from transformers import AutoModelForCausalLM, AutoProcessor
+from trl import DPOConfig, TrlParser
+
+import phi3v  # noqa: F401  (registers the Auto classes)
+from phi3v.data import make_synthetic_catalogue
+from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DPO_RECIPES = sorted(path.name for path in (REPO_ROOT / "recipes").glob("*dpo*.yaml"))
+
+
+def parse(args):
+    return parse_recipe(TrlParser((Phi3VScriptArguments, DPOConfig, Phi3VModelConfig)), args)
+
+
+def test_the_dpo_recipes_exist():
+    assert DPO_RECIPES == ["burberry-dpo.yaml", "smoke-dpo.yaml"]
+
+
+@pytest.mark.parametrize("recipe", DPO_RECIPES)
+def test_dpo_recipe_parses_positionally_and_with_config(recipe):
+    path = str(REPO_ROOT / "recipes" / recipe)
+    cpu = ["--use_cpu", "true", "--bf16", "false"]
+    script_args, training_args, model_args = parse([path, *cpu])
+    _, config_training_args, config_model_args = parse(["--config", path, *cpu])
+    assert model_args == config_model_args and training_args.to_dict() == config_training_args.to_dict()
+    assert training_args.loss_type == ["sigmoid"] and training_args.beta == 0.1
+    assert model_args.use_peft and "qkv_proj" in model_args.lora_target_modules
+    assert script_args.dataset_name and training_args.max_length
+
+
+def test_dpo_recipe_rejects_unknown_keys(tmp_path):
+    recipe = tmp_path / "bad.yaml"
+    recipe.write_text((REPO_ROOT / "recipes" / "smoke-dpo.yaml").read_text() + "max_prompt_length: 128\n")
+    with pytest.raises(ValueError, match="max_prompt_length"):
+        parse([str(recipe)])
+
+
+def run(*command, timeout=600):
+    result = subprocess.run(
+        [sys.executable, *command], cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=timeout
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
+@pytest.mark.slow
+def test_smoke_sft_then_pairs_then_dpo_then_one_report(tiny_checkpoint, tmp_path):
+    catalogue = tmp_path / "synthetic"
+    make_synthetic_catalogue(catalogue, num_products=72, seed=0)
+    sft, pairs, dpo, report = (tmp_path / name for name in ("sft", "pairs", "dpo", "eval"))
+
+    # 1. A short smoke SFT, so the model answers in the right format but still makes mistakes.
+    run("scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name",
+        str(catalogue), "--output_dir", str(sft), "--max_steps", "40", "--eval_strategy", "no", "--save_strategy", "no")  # fmt: skip
+
+    # 2. On-policy pairs: the SFT model's wrong answers are rejected; right ones fall back to hard negatives.
+    run("scripts/make_preferences.py", "--dataset", str(catalogue), "--model", str(sft), "--output", str(pairs))
+    manifest = json.loads((pairs / "manifest.json").read_text())
+    train_pairs = datasets.load_from_disk(pairs)["train"]
+    num_train = len(datasets.load_from_disk(catalogue)["train"])
+    assert manifest["splits"]["train"]["pairs"] == len(train_pairs) == num_train
+    assert sum(manifest["splits"]["train"]["pairs_per_kind"].values()) == num_train
+    assert manifest["splits"]["train"]["pairs_per_kind"].get("on_policy", 0) > 0
+    first = train_pairs[0]
+    assert first["chosen"][0]["content"] != first["rejected"][0]["content"]
+
+    # 3. Smoke DPO from the SFT model, LoRA on top, reference = adapter disabled.
+    run("scripts/dpo.py", "recipes/smoke-dpo.yaml", "--model_name_or_path", str(sft), "--dataset_name", str(pairs),
+        "--output_dir", str(dpo), "--max_steps", "24", "--logging_steps", "4", "--per_device_train_batch_size", "4")  # fmt: skip
+    history = json.loads((dpo / "trainer_state.json").read_text())["log_history"]
+    accuracies = [entry["rewards/accuracies"] for entry in history if "rewards/accuracies" in entry]
+    margins = [entry["rewards/margins"] for entry in history if "rewards/margins" in entry]
+    assert len(accuracies) == 6
+    assert sum(accuracies[-2:]) / 2 > 0.5, accuracies
+    assert margins[-1] > margins[0] and sum(margins[-2:]) > sum(margins[:2]), margins
+
+    # The output is a standalone model that reloads and generates.
+    model = AutoModelForCausalLM.from_pretrained(dpo)
+    processor = AutoProcessor.from_pretrained(dpo)
+    prompt = processor.apply_chat_template(
+        [{"role": "user", "content": "<|image_1|>What is shown in this image?"}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
+    inputs = processor(prompt, [Image.new("RGB", (200, 160), (200, 30, 30))])
+    assert model.generate(**inputs, max_new_tokens=8, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
+
+    # 4. SFT and DPO side by side in one report, with the baselines.
+    run("scripts/evaluate.py", "--dataset", str(catalogue), "--model", f"sft={sft}", f"dpo={dpo}",
+        "--output_dir", str(report), "--no_blank_control")  # fmt: skip
+    metrics = json.loads((report / "metrics.json").read_text())
+    assert {"sft", "dpo", "global median", "true-category median"} <= set(metrics)
+    header = next(line for line in (report / "report.md").read_text().splitlines() if line.startswith("| metric"))
+    assert [cell.strip() for cell in header.strip("|").split("|")][1:3] == ["sft", "dpo"]
