@@ -6,12 +6,13 @@ the median price of the true category) need no model. One report compares them a
 
 Run as (CPU, the demo's smoke run on the synthetic test split):
 
-    python scripts/evaluate.py --dataset data/synthetic --model smoke=outputs/demo --output_dir outputs/demo/eval
+    python scripts/evaluate.py --dataset data/synthetic --model smoke=outputs/demo --output_dir outputs/demo-eval
 
 Several models in one report, on 8 GPUs, logged to W&B (project and entity from WANDB_PROJECT / WANDB_ENTITY):
 
     accelerate launch --num_processes 8 scripts/evaluate.py --dataset data/burberry --dtype bfloat16 \
-        --model sft=outputs/sft-lora dpo=outputs/dpo-lora --output_dir outputs/eval-sft-dpo --report_to wandb
+        --model sft=outputs/phi3v-burberry dpo=outputs/phi3v-burberry-dpo --output_dir outputs/eval-burberry \
+        --report_to wandb
 
 Writes `metrics.json`, `predictions.jsonl`, `report.md` and `price_scatter_*.png` to `--output_dir` (described in
 `phi3v.evaluation.results`) and prints the report table.
@@ -36,8 +37,8 @@ from phi3v.evaluation.results import baseline_metrics, blank_control_name, write
 
 
 def parse_model_specs(specs: list[str]) -> dict[str, str]:
-    """`["sft=outputs/sft", "outputs/dpo"]` -> `{"sft": "outputs/sft", "dpo": "outputs/dpo"}`: a bare path is named
-    after its last component."""
+    """`["sft=outputs/demo", "outputs/demo-dpo"]` -> `{"sft": "outputs/demo", "demo-dpo": "outputs/demo-dpo"}`: a
+    bare path is named after its last component."""
     models = {}
     for spec in specs:
         name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)

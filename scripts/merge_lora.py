@@ -2,9 +2,9 @@
 
 Run as:
 
-    python scripts/merge_lora.py --adapter outputs/sft-lora --output_dir outputs/sft-merged
-    python scripts/merge_lora.py --adapter outputs/sft-lora --base_model /models/Phi-3-vision-128k-instruct \
-        --output_dir outputs/sft-merged --dtype bfloat16
+    python scripts/merge_lora.py --adapter outputs/phi3v-burberry --output_dir outputs/phi3v-burberry-merged
+    python scripts/merge_lora.py --adapter outputs/phi3v-burberry --base_model /models/Phi-3-vision-128k-instruct \
+        --output_dir outputs/phi3v-burberry-merged --dtype bfloat16
 
 The output has the base's `config.json` keys and tensor names, the processor, and the base's remote-code files, so it
 loads with `AutoModelForCausalLM.from_pretrained` (after `import phi3v`), with `trust_remote_code=True`, and in vLLM.

@@ -3,8 +3,9 @@
 Run as:
 
     python scripts/predict.py --model outputs/demo photos/bag.jpg photos/scarf.png
-    python scripts/predict.py --model outputs/sft-lora photos/ --format csv --output predictions.csv
-    python scripts/predict.py --model outputs/sft-merged photos/ --device cuda --dtype bfloat16 --format jsonl
+    python scripts/predict.py --model outputs/phi3v-burberry photos/ --format csv --output predictions.csv
+    python scripts/predict.py --model outputs/phi3v-burberry-merged photos/ --device cuda --dtype bfloat16 \
+        --format jsonl
 
 Prints a table by default; `--format jsonl` or `--format csv` writes one record per image (image, title, category,
 price, parsed, answer) to `--output` or to standard output.

@@ -8,7 +8,7 @@ changed `num_crops` or chat template), else from the base. Anything else is load
 Example:
 
 ```python
->>> model, processor = load_for_inference("outputs/sft-lora")  # adapter: base read from adapter_config.json
+>>> model, processor = load_for_inference("outputs/phi3v-burberry")  # adapter: base read from adapter_config.json
 >>> model, processor = load_for_inference("microsoft/Phi-3-vision-128k-instruct", dtype="bfloat16", device="cuda")
 ```
 """
