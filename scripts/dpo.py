@@ -22,21 +22,21 @@ import logging
 import os
 
 import datasets
-import transformers
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import DPOConfig, DPOTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.modeling.tiny import stop_token_ids
+from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.training import (
     Phi3VDataCollator,
     Phi3VModelConfig,
     Phi3VScriptArguments,
     PredictionsTableCallback,
+    last_checkpoint,
     load_processor,
     lora_config,
     parse_recipe,
+    setup_logging,
 )
 from phi3v.training.preference_collator import Phi3VPreferenceCollator
 from phi3v.training.sft_start import load_sft_model
@@ -51,19 +51,8 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     ###############
     # Setup logging
     ###############
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
-    log_level = training_args.get_process_log_level()
-    for library_logger in (logger, logging.getLogger("phi3v")):
-        library_logger.setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    logger.info(f"Model parameters {model_args}")
-    logger.info(f"Script parameters {script_args}")
-    logger.info(f"Training parameters {training_args}")
-
-    last_checkpoint = None
-    if os.path.isdir(training_args.output_dir):
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
+    setup_logging(training_args, script_args, model_args)
+    checkpoint = last_checkpoint(training_args)
 
     ################
     # SFT model (the policy's start and the reference), processor and collator
@@ -104,7 +93,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # Training loop
     ###############
     logger.info("*** Train ***")
-    train_result = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint or last_checkpoint)
+    train_result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = train_result.metrics
     metrics["train_samples"] = len(train_dataset)
     trainer.log_metrics("train", metrics)

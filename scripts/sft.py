@@ -21,14 +21,11 @@ from the last checkpoint in `output_dir`.
 import logging
 import os
 
-import datasets
-import transformers
 from transformers import set_seed
-from transformers.trainer_utils import get_last_checkpoint
 from trl import SFTConfig, SFTTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.modeling.tiny import stop_token_ids
+from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.training import (
     Phi3VDataCollator,
     Phi3VModelConfig,
@@ -36,11 +33,13 @@ from phi3v.training import (
     PredictionsTableCallback,
     add_length_column,
     append_usage,
+    last_checkpoint,
     load_catalogue,
     load_model,
     load_processor,
     lora_config,
     parse_recipe,
+    setup_logging,
 )
 
 
@@ -53,21 +52,8 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     ###############
     # Setup logging
     ###############
-    logging.basicConfig(format="%(asctime)s - %(levelname)s - %(name)s - %(message)s", datefmt="%Y-%m-%d %H:%M:%S")
-    log_level = training_args.get_process_log_level()
-    for library_logger in (logger, logging.getLogger("phi3v")):
-        library_logger.setLevel(log_level)
-    datasets.utils.logging.set_verbosity(log_level)
-    transformers.utils.logging.set_verbosity(log_level)
-    logger.info(f"Model parameters {model_args}")
-    logger.info(f"Script parameters {script_args}")
-    logger.info(f"Training parameters {training_args}")
-
-    last_checkpoint = None
-    if os.path.isdir(training_args.output_dir):
-        last_checkpoint = get_last_checkpoint(training_args.output_dir)
-    if last_checkpoint is not None and training_args.resume_from_checkpoint is None:
-        logger.info(f"Checkpoint detected, resuming training at {last_checkpoint}.")
+    setup_logging(training_args, script_args, model_args)
+    checkpoint = last_checkpoint(training_args)
 
     ################
     # Model, processor and collator
@@ -112,7 +98,6 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     # Training loop
     ###############
     logger.info("*** Train ***")
-    checkpoint = training_args.resume_from_checkpoint or last_checkpoint
     train_result = trainer.train(resume_from_checkpoint=checkpoint)
     metrics = train_result.metrics
     metrics["train_samples"] = len(train_dataset)

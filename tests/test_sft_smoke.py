@@ -16,7 +16,7 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401
 from phi3v.data import make_synthetic_catalogue, render_answer
-from phi3v.modeling.tiny import stop_token_ids
+from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.training import Phi3VDataCollator
 
 

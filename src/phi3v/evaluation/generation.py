@@ -26,7 +26,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from phi3v.data.formatting import DEFAULT_QUESTION, build_messages
-from phi3v.modeling.tiny import stop_token_ids
+from phi3v.modeling.processing_phi3_v import stop_token_ids
 
 
 GREY = (128, 128, 128)

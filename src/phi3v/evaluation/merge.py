@@ -20,7 +20,7 @@ from safetensors import safe_open
 from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
 from phi3v.evaluation.loading import adapter_base_model, has_processor_files, is_adapter_dir
-from phi3v.modeling.tiny import stop_token_ids
+from phi3v.modeling.processing_phi3_v import stop_token_ids
 
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"

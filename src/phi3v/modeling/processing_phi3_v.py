@@ -184,3 +184,8 @@ def pad_sequences(
         input_ids[row, span] = torch.tensor(sequence, dtype=torch.long)
         attention_mask[row, span] = 1
     return input_ids, attention_mask
+
+
+def stop_token_ids(tokenizer) -> list[int]:
+    """Generation stops on `<|end|>` (turn end) and `<|endoftext|>`; the checkpoints' own eos (2) is never emitted."""
+    return [tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]

@@ -17,7 +17,7 @@ from transformers import GenerationConfig, PreTrainedTokenizerFast
 from .configuration_phi3_v import Phi3VConfig
 from .image_processing_phi3_v import Phi3VImageProcessor
 from .modeling_phi3_v import Phi3VForCausalLM
-from .processing_phi3_v import Phi3VProcessor
+from .processing_phi3_v import Phi3VProcessor, stop_token_ids
 
 
 TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
@@ -111,11 +111,6 @@ def tiny_config(vocab_size: int, tokenizer: PreTrainedTokenizerFast) -> Phi3VCon
         },
         dtype="float32",
     )
-
-
-def stop_token_ids(tokenizer) -> list[int]:
-    """Generation stops on `<|end|>` (turn end) and `<|endoftext|>`; the checkpoints' own eos (2) is never emitted."""
-    return [tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
 
 
 def make_tiny_checkpoint(output_dir: str | Path, num_crops: int = 4, seed: int = 0) -> Path:

@@ -2,7 +2,7 @@
 the W&B predictions table."""
 
 from .callbacks import PredictionsTableCallback
-from .cli import parse_recipe
+from .cli import last_checkpoint, parse_recipe, setup_logging
 from .collator import Phi3VDataCollator
 from .configs import (
     LANGUAGE_MODEL_LORA_TARGETS,
@@ -28,10 +28,12 @@ __all__ = [
     "add_length_column",
     "append_usage",
     "freeze_parts",
+    "last_checkpoint",
     "load_catalogue",
     "load_model",
     "load_processor",
     "lora_config",
     "padding_share",
     "parse_recipe",
+    "setup_logging",
 ]

@@ -7,7 +7,7 @@ from transformers import TrainerCallback
 
 from phi3v.data.formatting import render_answer
 from phi3v.evaluation.parsing import parse_answer
-from phi3v.modeling.tiny import stop_token_ids
+from phi3v.modeling.processing_phi3_v import stop_token_ids
 
 
 class PredictionsTableCallback(TrainerCallback):
