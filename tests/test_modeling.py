@@ -280,3 +280,21 @@ def test_backbone_call_merges_images_as_trl_fused_head_needs(tiny_checkpoint):
     expected = torch.log_softmax(logits[:, :-1], -1).gather(-1, labels[:, 1:].clamp(min=0).unsqueeze(-1))[..., 0]
     scored = labels[:, 1:] != -100
     torch.testing.assert_close(fused[scored], expected[scored], atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("num_positions", [100, 5000])
+def test_longrope_matches_the_reference_formula(num_positions):
+    # Spec §3: inv_freq = 1 / (ext * 10000^(2i/96)), ext = long factors once max(position) + 1 > 4096, and cos/sin
+    # scaled by sqrt(1 + ln(131072 / 4096) / ln(4096)) for short and long contexts alike.
+    from transformers.models.phi3.modeling_phi3 import Phi3RotaryEmbedding
+
+    config = AutoConfig.from_pretrained(hub_files("Phi-3-vision-128k-instruct"))
+    rotary = Phi3RotaryEmbedding(config)
+    position_ids = torch.arange(num_positions)[None]
+    cos, sin = rotary(torch.zeros(1, dtype=torch.float32), position_ids)
+    factors = config.rope_parameters["long_factor" if num_positions > 4096 else "short_factor"]
+    inv_freq = 1.0 / (torch.tensor(factors) * 10000.0 ** (torch.arange(0, 96, 2).float() / 96))
+    freqs = position_ids[0, :, None].float() * inv_freq
+    scale = (1 + torch.log(torch.tensor(32.0)) / torch.log(torch.tensor(4096.0))).sqrt()
+    torch.testing.assert_close(cos[0], torch.cat([freqs, freqs], -1).cos() * scale, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(sin[0], torch.cat([freqs, freqs], -1).sin() * scale, atol=1e-5, rtol=1e-5)
