@@ -22,6 +22,16 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny-phi3v")
 
 
+@pytest.fixture(scope="session")
+def synthetic_catalogue(tmp_path_factory) -> Path:
+    """A small synthetic catalogue (72 products), written as `make demo` writes its 360."""
+    from phi3v.data import make_synthetic_catalogue
+
+    path = tmp_path_factory.mktemp("catalogue") / "synthetic"
+    make_synthetic_catalogue(path, num_products=72, seed=0)
+    return path
+
+
 def hub_files(name: str) -> Path:
     """The real Hub files of an official checkpoint (configs, tokenizer, tensor index; no weights), or a skip."""
     path = HUB_FILES / name

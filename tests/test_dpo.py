@@ -12,7 +12,6 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 from trl import DPOConfig, TrlParser
 
 import phi3v  # noqa: F401  (registers the Auto classes)
-from phi3v.data import make_synthetic_catalogue
 from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
 
 
@@ -56,9 +55,8 @@ def run(*command, timeout=600):
 
 
 @pytest.mark.slow
-def test_smoke_sft_then_pairs_then_dpo_then_one_report(tiny_checkpoint, tmp_path):
-    catalogue = tmp_path / "synthetic"
-    make_synthetic_catalogue(catalogue, num_products=72, seed=0)
+def test_smoke_sft_then_pairs_then_dpo_then_one_report(tiny_checkpoint, synthetic_catalogue, tmp_path):
+    catalogue = synthetic_catalogue
     sft, pairs, dpo, report = (tmp_path / name for name in ("sft", "pairs", "dpo", "eval"))
 
     # 1. A short smoke SFT, so the model answers in the right format but still makes mistakes.

@@ -19,22 +19,14 @@ import yaml
 from transformers import AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401
-from phi3v.data import make_synthetic_catalogue
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture(scope="module")
-def distributed_catalogue(tmp_path_factory) -> Path:
-    path = tmp_path_factory.mktemp("distributed-catalogue") / "synthetic"
-    make_synthetic_catalogue(path, num_products=72, seed=0)
-    return path
-
-
 @pytest.mark.parametrize("config_name", ["multi_gpu", "zero2", "zero3"])
-def test_two_process_smoke_run(config_name, tiny_checkpoint, distributed_catalogue, tmp_path):
+def test_two_process_smoke_run(config_name, tiny_checkpoint, synthetic_catalogue, tmp_path):
     config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{config_name}.yaml").read_text())
     config.update(use_cpu=True, mixed_precision="no", num_processes=2)
     config_file = tmp_path / f"{config_name}-cpu.yaml"
@@ -42,7 +34,7 @@ def test_two_process_smoke_run(config_name, tiny_checkpoint, distributed_catalog
     output_dir = tmp_path / "run"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
     command += ["scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint)]
-    command += ["--dataset_name", str(distributed_catalogue), "--output_dir", str(output_dir)]
+    command += ["--dataset_name", str(synthetic_catalogue), "--output_dir", str(output_dir)]
     command += ["--max_steps", "3", "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no"]
     result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]

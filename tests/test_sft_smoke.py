@@ -15,21 +15,13 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401
-from phi3v.data import make_synthetic_catalogue, render_answer
+from phi3v.data import render_answer
 from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.training import Phi3VDataCollator
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(scope="session")
-def sft_catalogue(tmp_path_factory) -> Path:
-    """A small synthetic catalogue (72 products: 58 train, 7 validation, 7 test), as `make demo` writes a larger one."""
-    path = tmp_path_factory.mktemp("sft-catalogue") / "synthetic"
-    make_synthetic_catalogue(path, num_products=72, seed=0)
-    return path
 
 
 def sft_command(checkpoint, catalogue, output_dir, *overrides) -> list[str]:
@@ -59,10 +51,10 @@ def logged(output_dir, key) -> list[float]:
 
 
 @pytest.fixture(scope="module")
-def smoke_run(tiny_checkpoint, sft_catalogue, tmp_path_factory) -> Path:
+def smoke_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("smoke") / "run"
     overrides = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "15", "--save_steps", "15"]
-    result = run(sft_command(tiny_checkpoint, sft_catalogue, output_dir, *overrides))
+    result = run(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
     assert f"saved to {output_dir}" in result.stdout
     return output_dir
 
@@ -91,13 +83,13 @@ def test_smoke_output_has_model_processor_generation_config_and_card(smoke_run, 
     assert not any(".img_processor." in name for name in changed)  # smoke.yaml freezes the random tower
 
 
-def test_smoke_output_reloads_and_generates(smoke_run, sft_catalogue):
+def test_smoke_output_reloads_and_generates(smoke_run, synthetic_catalogue):
     import datasets
 
     processor = AutoProcessor.from_pretrained(smoke_run)
     model = AutoModelForCausalLM.from_pretrained(smoke_run)
     assert model.generation_config.eos_token_id == stop_token_ids(processor.tokenizer)
-    rows = datasets.load_from_disk(str(sft_catalogue))["test"].select(range(2))
+    rows = datasets.load_from_disk(str(synthetic_catalogue))["test"].select(range(2))
     collator = Phi3VDataCollator(processor)
     prompts = [collator.conversation(row, with_answer=False) for row in rows]
     inputs = processor(prompts, images=[[row["image"]] for row in rows], padding_side="left")
@@ -106,12 +98,12 @@ def test_smoke_output_reloads_and_generates(smoke_run, sft_catalogue):
     assert all(answer.startswith("Product:") for answer in answers), answers
 
 
-def test_lora_with_activation_checkpointing_saves_a_loadable_adapter(tiny_checkpoint, sft_catalogue, tmp_path):
+def test_lora_with_activation_checkpointing_saves_a_loadable_adapter(tiny_checkpoint, synthetic_catalogue, tmp_path):
     output_dir = tmp_path / "lora"
     overrides = ["--use_peft", "true", "--freeze_vision_tower", "false", "--activation_checkpointing", "true"]
     overrides += ["--max_steps", "3", "--eval_strategy", "no", "--save_strategy", "no", "--learning_rate", "1e-2"]
     overrides += ["--num_crops", "2"]
-    run(sft_command(tiny_checkpoint, sft_catalogue, output_dir, *overrides))
+    run(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
     adapter_config = json.loads((output_dir / "adapter_config.json").read_text())
     assert set(adapter_config["target_modules"]) == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
     assert adapter_config["base_model_name_or_path"] == str(tiny_checkpoint)
@@ -131,14 +123,14 @@ def test_lora_with_activation_checkpointing_saves_a_loadable_adapter(tiny_checkp
     assert model.generate(**inputs, max_new_tokens=5, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
 
 
-def test_killed_run_resumes_to_the_same_final_step(tiny_checkpoint, sft_catalogue, tmp_path):
+def test_killed_run_resumes_to_the_same_final_step(tiny_checkpoint, synthetic_catalogue, tmp_path):
     # Batches of 2: 29 steps per epoch, so the run is killed and resumed inside its first epoch, where the
     # length-grouped order is reproducible (transformers' `LengthGroupedSampler` draws later epochs' orders from the
     # global RNG, which a resume does not replay).
     overrides = ["--max_steps", "20", "--save_steps", "8", "--logging_steps", "4", "--eval_strategy", "no"]
     overrides += ["--per_device_train_batch_size", "2", "--save_total_limit", "5"]
     killed_dir = tmp_path / "killed"
-    command = sft_command(tiny_checkpoint, sft_catalogue, killed_dir, *overrides)
+    command = sft_command(tiny_checkpoint, synthetic_catalogue, killed_dir, *overrides)
     process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         while not (killed_dir / "checkpoint-8" / "trainer_state.json").exists():  # written last
@@ -152,13 +144,13 @@ def test_killed_run_resumes_to_the_same_final_step(tiny_checkpoint, sft_catalogu
 
     run(command)  # the same command again: resumes from checkpoint-8
     reference_dir = tmp_path / "uninterrupted"
-    run(sft_command(tiny_checkpoint, sft_catalogue, reference_dir, *overrides))
+    run(sft_command(tiny_checkpoint, synthetic_catalogue, reference_dir, *overrides))
     state = json.loads((killed_dir / "trainer_state.json").read_text())
     assert state["global_step"] == 20
     assert logged(killed_dir, "loss") == pytest.approx(logged(reference_dir, "loss"), rel=1e-4)
 
 
-def test_offline_wandb_run_holds_the_predictions_table(tiny_checkpoint, sft_catalogue, tmp_path):
+def test_offline_wandb_run_holds_the_predictions_table(tiny_checkpoint, synthetic_catalogue, tmp_path):
     import datasets
 
     env = dict(os.environ, WANDB_MODE="offline", WANDB_DIR=str(tmp_path))
@@ -167,13 +159,13 @@ def test_offline_wandb_run_holds_the_predictions_table(tiny_checkpoint, sft_cata
     env.pop("WANDB_API_KEY", None)  # no login
     overrides = ["--report_to", "wandb", "--max_steps", "4", "--eval_steps", "2", "--eval_predictions", "3"]
     overrides += ["--save_strategy", "no", "--run_name", "smoke-wandb-test"]
-    run(sft_command(tiny_checkpoint, sft_catalogue, tmp_path / "run", *overrides), env=env)
+    run(sft_command(tiny_checkpoint, synthetic_catalogue, tmp_path / "run", *overrides), env=env)
 
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     tables = sorted((run_dir / "files" / "media" / "table" / "eval").glob("predictions_*.table.json"))
     assert len(tables) >= 2  # at steps 2 and 4 (and the final evaluation)
     table = json.loads(tables[-1].read_text())
     assert table["columns"] == ["image", "ground_truth", "prediction", "price_error"]
-    rows = datasets.load_from_disk(str(sft_catalogue))["validation"].select(range(3))
+    rows = datasets.load_from_disk(str(synthetic_catalogue))["validation"].select(range(3))
     assert [row[1] for row in table["data"]] == [render_answer(row) for row in rows]
     assert all(isinstance(row[2], str) for row in table["data"])
