@@ -26,8 +26,8 @@ import datasets
 import torch
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.data.formatting import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, build_messages
-from phi3v.evaluation.generation import generate_answers
+from phi3v.data.formatting import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
+from phi3v.evaluation.generation import build_prompt, generate_answers
 from phi3v.evaluation.loading import load_for_inference
 from phi3v.training.preferences import HARD_NEGATIVE_KINDS, HardNegatives, build_preference_pairs
 
@@ -62,9 +62,7 @@ def main(args: argparse.Namespace) -> dict:
     model = processor = None
     if args.model:
         model, processor = load_for_inference(args.model, device=args.device)
-        prompt = processor.apply_chat_template(
-            build_messages({}, args.question, with_answer=False), tokenize=False, add_generation_prompt=True
-        )
+        prompt = build_prompt(processor, args.question)
 
     pair_splits, manifest_splits = {}, {}
     for split in args.splits:

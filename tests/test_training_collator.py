@@ -168,3 +168,15 @@ def test_padding_share_by_hand():
     lengths = [10, 10, 6, 2]
     assert padding_share(lengths, [[0, 1], [2, 3]]) == pytest.approx(1 - 28 / 32)
     assert padding_share(lengths, [[0, 2], [1, 3]]) == pytest.approx(1 - 28 / 40)
+
+
+def test_answer_end_stops_after_the_last_end_and_checks_the_prompt():
+    from phi3v.training.collator import answer_end
+
+    end = 7
+    assert answer_end([1, 2], [1, 2, 30, 31, end, 13], end, "text") == 5
+    assert answer_end([1, 2], [1, 2, 30, end, 31, end, 13, 0], end, "text") == 6
+    with pytest.raises(ValueError, match="not a prefix"):
+        answer_end([1, 3], [1, 2, 30, end], end, "text")
+    with pytest.raises(ValueError, match="no <\\|end\\|> token"):
+        answer_end([1, 2], [1, 2, 30, 31], end, "text")

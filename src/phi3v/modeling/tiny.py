@@ -37,7 +37,8 @@ def build_tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
     """Trains a small Llama-style BPE tokenizer with Phi-3's special tokens and the official chat template.
 
     Args:
-        vocab_size (`int`, *optional*, defaults to 640): size of the BPE vocabulary before the added tokens.
+        vocab_size (`int`, *optional*, defaults to 640): size of the trained BPE vocabulary (characters and merges);
+            the 256 byte-fallback tokens and Phi-3's added tokens come on top.
     """
     trainer = BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS, show_progress=False)
     trained = Tokenizer(BPE(unk_token="<unk>"))

@@ -89,16 +89,33 @@ class Phi3VDataCollator:
             image_token_counts = [int((input_ids[i] < 0).sum())] if row["image"] is not None else []
             prompt = self.processor.tokenize_with_images(self.conversation(row, with_answer=False), image_token_counts)
             length = int(attention_mask[i].sum())
-            if input_ids[i, : len(prompt)].tolist() != prompt:
-                raise ValueError(
-                    "The prompt's tokens are not a prefix of the conversation's tokens, so the answer cannot be "
-                    f"located; check the chat template. Conversation: {texts[i]!r}"
-                )
-            answer = input_ids[i, len(prompt) : length]
-            ends = (answer == self.end_token_id).nonzero()
-            if len(ends) == 0:
-                raise ValueError(f"The answer has no <|end|> token; check the chat template: {texts[i]!r}")
-            answer_end = len(prompt) + int(ends[-1]) + 1
-            labels[i, len(prompt) : answer_end] = input_ids[i, len(prompt) : answer_end]
+            end = answer_end(prompt, input_ids[i, :length].tolist(), self.end_token_id, texts[i])
+            labels[i, len(prompt) : end] = input_ids[i, len(prompt) : end]
         batch["labels"] = labels
         return dict(batch)
+
+
+def answer_end(prompt_ids: list[int], conversation_ids: list[int], end_token_id: int, conversation: str) -> int:
+    """Where the answer's tokens stop: one past the last `<|end|>` of the conversation, which closes the answer.
+
+    The answer starts right after the prompt, so the prompt's tokens must be a prefix of the conversation's; what the
+    chat template adds after `<|end|>` (a newline) is not part of the answer.
+
+    Args:
+        prompt_ids (`list[int]`): tokens of the generation prompt (through `<|assistant|>`).
+        conversation_ids (`list[int]`): tokens of the whole conversation, answer included, without padding.
+        end_token_id (`int`): the id of `<|end|>`.
+        conversation (`str`): the conversation's text, named in the errors.
+
+    Raises:
+        `ValueError`: if the prompt is not a prefix of the conversation, or the answer has no `<|end|>`.
+    """
+    if conversation_ids[: len(prompt_ids)] != prompt_ids:
+        raise ValueError(
+            "The prompt's tokens are not a prefix of the conversation's tokens, so the answer cannot be located; "
+            f"check the chat template. Conversation: {conversation!r}"
+        )
+    answer = conversation_ids[len(prompt_ids) :]
+    if end_token_id not in answer:
+        raise ValueError(f"The answer has no <|end|> token; check the chat template: {conversation!r}")
+    return len(conversation_ids) - answer[::-1].index(end_token_id)

@@ -7,6 +7,8 @@ from transformers import ProcessorMixin
 
 from phi3v.modeling.processing_phi3_v import pad_sequences
 
+from .collator import answer_end
+
 
 class Phi3VPreferenceCollator:
     r"""
@@ -41,13 +43,8 @@ class Phi3VPreferenceCollator:
         full_text = template(prompt + completion, tokenize=False)
         prompt_ids = self.processor.tokenize_with_images(prompt_text, image_token_counts)
         full_ids = self.processor.tokenize_with_images(full_text, image_token_counts)
-        if full_ids[: len(prompt_ids)] != prompt_ids:
-            raise ValueError(f"The prompt's tokens are not a prefix of the conversation's: {full_text!r}")
-        completion_ids = full_ids[len(prompt_ids) :]
-        if self.end_token_id not in completion_ids:
-            raise ValueError(f"The answer has no <|end|> token; check the chat template: {full_text!r}")
-        end = len(completion_ids) - completion_ids[::-1].index(self.end_token_id)
-        return prompt_ids, completion_ids[:end]
+        end = answer_end(prompt_ids, full_ids, self.end_token_id, full_text)
+        return prompt_ids, full_ids[len(prompt_ids) : end]
 
     def __call__(self, examples: list[Mapping]) -> dict[str, torch.Tensor]:
         images = [list(example["images"]) for example in examples]
