@@ -102,3 +102,27 @@ def test_smoke_sft_then_pairs_then_dpo_then_one_report(tiny_checkpoint, syntheti
     assert {"sft", "dpo", "global median", "true-category median"} <= set(metrics)
     header = next(line for line in (report / "report.md").read_text().splitlines() if line.startswith("| metric"))
     assert [cell.strip() for cell in header.strip("|").split("|")][1:3] == ["sft", "dpo"]
+
+
+def test_dpo_starts_from_an_sft_adapter_merged_into_its_base(tiny_checkpoint, tmp_path):
+    # The real recipe's SFT output is a LoRA adapter: DPO must start from base + adapter, merged (the reference).
+    import torch
+    from peft import PeftModel
+
+    from phi3v.evaluation.loading import load_for_inference
+    from phi3v.training.sft_start import load_sft_model
+
+    from .evaluation_helpers import make_lora_adapter
+
+    adapter = make_lora_adapter(tiny_checkpoint, tmp_path / "sft-adapter")
+    model_args = Phi3VModelConfig(model_name_or_path=str(adapter), dtype="float32", use_peft=True)
+    training_args = DPOConfig(output_dir=str(tmp_path / "dpo"), use_cpu=True, bf16=False, report_to="none")
+    model = load_sft_model(model_args, training_args).eval()
+    assert not isinstance(model, PeftModel)
+    assert not any("lora" in name for name, _ in model.named_parameters())
+
+    reference, processor = load_for_inference(adapter)
+    prompt = "<|user|>\n<|image_1|>What is shown in this image?<|end|>\n<|assistant|>\n"
+    inputs = processor(prompt, [Image.new("RGB", (120, 60), (30, 200, 30))])
+    with torch.no_grad():
+        torch.testing.assert_close(model(**inputs).logits, reference(**inputs).logits, atol=1e-5, rtol=1e-5)
