@@ -186,6 +186,44 @@ def pad_sequences(
     return input_ids, attention_mask
 
 
+def to_phi3v_messages(messages: list[dict], num_images: int = 0) -> list[dict]:
+    """Messages with string content and `<|image_k|>` tags, the only form the official chat template renders.
+
+    TRL's structured content (`[{"type": "image"}, {"type": "text", "text": "..."}]`) is flattened part by part: the
+    k-th image part of the conversation becomes `<|image_k|>` followed by a newline (the model cards' layout), text parts
+    are kept as they are. String content is kept as it is. When the conversation names no image at all but the row has
+    `num_images` images, their tags are put at the start of the first user turn, as TRL does for string prompts.
+
+    Args:
+        messages (`list[dict]`): `{"role", "content"}` messages; content is a string or a list of typed parts.
+        num_images (`int`, *optional*, defaults to 0): images of the row, for conversations that do not place them.
+
+    Returns:
+        `list[dict]`: new `{"role", "content"}` messages with string content.
+    """
+    flattened, image_index = [], 0
+    for message in messages:
+        content = message["content"]
+        if not isinstance(content, str):
+            pieces = []
+            for part in content:
+                if part["type"] == "image":
+                    image_index += 1
+                    pieces.append(f"<|image_{image_index}|>\n")
+                elif part["type"] == "text":
+                    pieces.append(part["text"])
+                else:
+                    raise ValueError(f"Unsupported content part type {part['type']!r}; Phi-3-V reads text and images.")
+            content = "".join(pieces)
+        flattened.append({"role": message["role"], "content": content})
+    if num_images and not any(IMAGE_TAG.search(message["content"]) for message in flattened):
+        first_user = next((m for m in flattened if m["role"] == "user"), None)
+        if first_user is None:
+            raise ValueError(f"The row has {num_images} image(s) but no user turn to place them in.")
+        first_user["content"] = "".join(f"<|image_{k}|>\n" for k in range(1, num_images + 1)) + first_user["content"]
+    return flattened
+
+
 def stop_token_ids(tokenizer) -> list[int]:
     """Generation stops on `<|end|>` (turn end) and `<|endoftext|>`; the checkpoints' own eos (2) is never emitted."""
     return [tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]
