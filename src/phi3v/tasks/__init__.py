@@ -1,0 +1,1 @@
+"""Tasks: how a dataset's rows are asked, answered and scored."""
