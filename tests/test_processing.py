@@ -248,3 +248,30 @@ def test_post_process_drops_image_placeholders(tiny_processor):
     decoded = tiny_processor.post_process_image_text_to_text(out["input_ids"])
     assert decoded == tiny_processor.batch_decode(out["input_ids"], skip_special_tokens=True)
     assert "What is shown in this image?" in decoded[0]
+
+
+def test_trl_vision_collator_runs_on_the_processor(tiny_processor):
+    # TRL's own VLM collator (the `sft_vlm.py` flow) calls `apply_chat_template(tokenize=True)` with the row's images
+    # placed into the structured content; it gets what our processor gives for the flattened prompt. It also passes
+    # `add_special_tokens=False`, which drops the BOS the official layout puts at the start and after every image:
+    # phi3v's own collators keep it.
+    from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
+
+    from phi3v.modeling.processing_phi3_v import to_phi3v_messages
+
+    image = _photo((120, 30, 60))
+    rows = [
+        {
+            "images": [image],
+            "messages": [{"role": "user", "content": "What is it?"}, {"role": "assistant", "content": "A bag."}],
+        },
+        {"images": [], "messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]},
+    ]
+    prompts = [
+        tiny_processor.apply_chat_template(to_phi3v_messages(row["messages"], num_images=len(row["images"])))
+        for row in rows
+    ]
+    expected = tiny_processor(prompts, [row["images"] for row in rows], add_special_tokens=False)
+    batch = DataCollatorForVisionLanguageModeling(tiny_processor)([dict(row) for row in rows])
+    for key in expected:
+        assert torch.equal(batch[key], expected[key]), key
