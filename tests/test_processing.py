@@ -132,8 +132,11 @@ def _photo(colour, size=(90, 50)):
 def test_apply_chat_template_on_structured_content_equals_the_flattened_prompt(tiny_processor, tmp_path):
     from phi3v.modeling.processing_phi3_v import to_phi3v_messages
 
-    red, blue = _photo((200, 0, 0)), _photo((0, 0, 200), size=(40, 100))
-    blue.save(tmp_path / "blue.png")
+    # Transparent images: PIL's plain RGB conversion (transformers' `load_image`) would make them black, not white.
+    red = Image.new("RGBA", (90, 50), (200, 0, 0, 0))
+    red.paste((200, 0, 0, 255), (0, 0, 45, 50))
+    Image.new("LA", (40, 100), (30, 128)).save(tmp_path / "blue.png")
+    blue = Image.open(tmp_path / "blue.png")
     messages = [
         {"role": "user", "content": [{"type": "image", "image": red}, {"type": "text", "text": "What is it?"}]},
         {"role": "assistant", "content": [{"type": "text", "text": "A bag."}]},
@@ -275,3 +278,22 @@ def test_trl_vision_collator_runs_on_the_processor(tiny_processor):
     batch = DataCollatorForVisionLanguageModeling(tiny_processor)([dict(row) for row in rows])
     for key in expected:
         assert torch.equal(batch[key], expected[key]), key
+
+
+def test_open_image_reads_paths_and_base64_and_names_bad_sources(tmp_path):
+    import base64
+    import io
+
+    from phi3v.modeling.processing_phi3_v import open_image
+
+    image = Image.new("LA", (20, 10), (40, 0))
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    encoded = base64.b64encode(buffer.getvalue()).decode()
+    (tmp_path / "a.png").write_bytes(buffer.getvalue())
+    for source in (str(tmp_path / "a.png"), encoded, f"data:image/png;base64,{encoded}"):
+        opened = open_image(source)
+        assert opened.mode == "LA" and opened.size == (20, 10)  # not converted: the processor converts
+    assert open_image(image) is image
+    with pytest.raises(ValueError, match="not an http"):
+        open_image("no/such/file.png")

@@ -1,14 +1,18 @@
 """Phi-3-V processor: the official tokenisation of image tags, batched, with transformers' processing kwargs."""
 
+import base64
+import binascii
+import io
 import json
 import math
 import re
 from pathlib import Path
 
+import requests
 import torch
+from PIL import Image
 from torch.nn.utils.rnn import pad_sequence
 from transformers import BatchFeature, ProcessorMixin
-from transformers.image_utils import load_image
 from transformers.processing_utils import ImagesKwargs, ProcessingKwargs, Unpack
 
 
@@ -253,7 +257,7 @@ class Phi3VProcessor(ProcessorMixin):
             )
         conversations, is_batched = self._normalize_conversations(conversation)
         per_sample_images, _, _, _ = self._multimodal_inputs_from_conversations(conversations, {})
-        per_sample_images = [[load_image(image) for image in images] for images in per_sample_images]
+        per_sample_images = [[open_image(image) for image in images] for images in per_sample_images]
         flattened = [to_phi3v_messages(messages) for messages in conversations]
         if kwargs.get("tokenize") and any(per_sample_images):
             images = per_sample_images if is_batched else per_sample_images[0]
@@ -298,6 +302,31 @@ class Phi3VProcessor(ProcessorMixin):
     @property
     def model_input_names(self) -> list[str]:
         return ["input_ids", "attention_mask", "pixel_values", "image_sizes"]
+
+
+def open_image(source):
+    """The image an image part names, as the processor reads it: objects as given, a local path, an http(s) URL or
+    base64 data (optionally a `data:image/...` URL) opened with PIL.
+
+    Unlike transformers' `load_image`, nothing is converted here: `load_image` applies PIL's plain RGB conversion, which
+    turns transparency black and clips 16-bit greys, whereas the image processor's `to_rgb_image` composites on white
+    and scales, as data preparation does.
+    """
+    if not isinstance(source, str):
+        return source
+    if source.startswith(("http://", "https://")):
+        response = requests.get(source, timeout=30)
+        response.raise_for_status()
+        return Image.open(io.BytesIO(response.content))
+    if Path(source).is_file():
+        return Image.open(source)
+    try:
+        data = base64.b64decode(
+            source.split(",", 1)[-1] if source.startswith("data:image/") else source, validate=True
+        )
+    except binascii.Error:
+        raise ValueError(f"Image {source[:100]!r} is not an http(s) URL, an existing file or base64 data") from None
+    return Image.open(io.BytesIO(data))
 
 
 def pad_sequences(
