@@ -15,7 +15,8 @@ Several models in one report, on 8 GPUs, logged to W&B (project and entity from 
         --report_to wandb
 
 Writes `metrics.json`, `predictions.jsonl`, `report.md` and `price_scatter_*.png` to `--output_dir` (described in
-`phi3v.evaluation.results`) and prints the report table.
+`phi3v.evaluation.results`) and `report.html` (`phi3v.evaluation.html_report`: the table, the plots and a gallery of
+the photos with every answer, worst first, in one file), then prints the report table.
 """
 
 import argparse
@@ -31,6 +32,7 @@ from accelerate import Accelerator
 
 from phi3v.data.formatting import DEFAULT_QUESTION
 from phi3v.evaluation.generation import build_prompts, generate_answers_distributed, grey_image
+from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.loading import load_for_inference
 from phi3v.evaluation.report import format_report_table
 from phi3v.evaluation.results import baseline_metrics, blank_control_name, write_results
@@ -109,8 +111,11 @@ def main(args: argparse.Namespace) -> None:
         f"Command: `{shlex.join(['python', *sys.argv])}`",
     ]
     metrics = write_results(output_dir, rows, answers, baselines, notes="\n\n".join(notes))
+    write_html_report(
+        output_dir, metrics, read_predictions_jsonl(output_dir / "predictions.jsonl"), images, notes="\n\n".join(notes)
+    )
     print(format_report_table(metrics))
-    print(f"Wrote report.md, metrics.json, predictions.jsonl and price plots to {output_dir}")
+    print(f"Wrote report.md, report.html, metrics.json, predictions.jsonl and price plots to {output_dir}")
     if args.report_to == "wandb":
         from phi3v.evaluation.wandb_logging import log_evaluation  # imports wandb only when asked to
 

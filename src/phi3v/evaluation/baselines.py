@@ -1,7 +1,8 @@
 """Image-free baselines that a fine-tuned model has to beat: median prices learned from the training split.
 
 Their predictions are `ParsedAnswer`s like the model's, so `build_records` and `score_predictions` score them the same
-way. A field a baseline does not predict is `None`, which the metrics count as wrong (and `parse_rate` as 0).
+way. A field a baseline does not predict is `None`; `results.baseline_metrics` reports the metrics of those fields as
+`None` (`n/a` in the report), since a baseline cannot be right or wrong about what it does not predict.
 """
 
 import statistics

@@ -23,6 +23,8 @@ from phi3v.evaluation.report import plot_price_scatter, write_metrics_json, writ
 
 GLOBAL_MEDIAN = "global median"
 CATEGORY_MEDIAN = "true-category median"
+# No title, so no complete answer; no category (the true-category median is given it, it does not predict it).
+NOT_PREDICTED_BY_BASELINES = ("parse_rate", "title_exact_match", "title_anls", "category_accuracy")
 
 
 def blank_control_name(model_name: str) -> str:
@@ -60,13 +62,20 @@ def answer_errors(row: Mapping, parsed: ParsedAnswer) -> dict:
 def baseline_metrics(train_rows: Sequence[Mapping], rows: Sequence[Mapping]) -> dict[str, dict]:
     """Metrics of the image-free baselines on `rows`: the training median price, and the true category's median.
 
+    Baselines predict a price only, so the metrics of what they do not predict (`NOT_PREDICTED_BY_BASELINES`) are
+    `None`, shown as `n/a`, rather than a 0% (or the given category's 100%) that would read like a result.
+
     Args:
         train_rows (`Sequence[Mapping]`): training rows with `category3_code` and `full_price`.
         rows (`Sequence[Mapping]`): the evaluated rows.
     """
-    return {
+    baselines = {
         GLOBAL_MEDIAN: score_predictions(build_records(rows, global_median_predictions(train_rows, rows))),
         CATEGORY_MEDIAN: score_predictions(build_records(rows, true_category_median_predictions(train_rows, rows))),
+    }
+    return {
+        name: {metric: None if metric in NOT_PREDICTED_BY_BASELINES else value for metric, value in metrics.items()}
+        for name, metrics in baselines.items()
     }
 
 
