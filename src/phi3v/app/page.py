@@ -118,6 +118,7 @@ def build_page(
                 value=[(str(example.path), example.truth) for example in examples],
                 label="Test photos of the dataset: click one to ask the models, its true answer shows on the left",
                 columns=8,
+                fit_columns=False,
                 height=220,
                 object_fit="contain",
                 allow_preview=False,
