@@ -25,28 +25,28 @@ from phi3v.data.formatting import DEFAULT_QUESTION
 
 def main(args: argparse.Namespace) -> None:
     model_paths = parse_model_specs(args.model)
-    examples_dir = tempfile.mkdtemp(prefix="phi3v-app-examples-")
-    examples = load_examples(args.dataset, examples_dir, args.split, args.num_examples) if args.dataset else []
-    models = load_models(model_paths, args.base_model, dtype=args.dtype, device=args.device)
-    page = build_page(
-        models,
-        task=args.task,
-        question=args.question,
-        examples=examples,
-        model_paths=model_paths,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        num_crops=args.num_crops,
-        max_pixels=args.max_megapixels * 1_000_000,
-    )
-    page.launch(
-        server_name=args.host,
-        server_port=args.port,
-        allowed_paths=[examples_dir],
-        max_file_size=f"{args.max_file_mb}mb",
-        ssr_mode=False,
-        theme=THEME,
-    )
+    with tempfile.TemporaryDirectory(prefix="phi3v-app-examples-") as examples_dir:
+        examples = load_examples(args.dataset, examples_dir, args.split, args.num_examples) if args.dataset else []
+        models = load_models(model_paths, args.base_model, dtype=args.dtype, device=args.device)
+        page = build_page(
+            models,
+            task=args.task,
+            question=args.question,
+            examples=examples,
+            model_paths=model_paths,
+            batch_size=args.batch_size,
+            max_new_tokens=args.max_new_tokens,
+            num_crops=args.num_crops,
+            max_pixels=args.max_megapixels * 1_000_000,
+        )
+        page.launch(  # serves until interrupted
+            server_name=args.host,
+            server_port=args.port,
+            allowed_paths=[examples_dir],
+            max_file_size=f"{args.max_file_mb}mb",
+            ssr_mode=False,
+            theme=THEME,
+        )
 
 
 def make_parser() -> argparse.ArgumentParser:

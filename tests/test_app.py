@@ -136,3 +136,14 @@ def test_every_model_answers_every_photo(tiny_checkpoint, tmp_path):
             expected = generate_answers(model, processor, prompts, photos, max_new_tokens=6, show_progress=False)
             assert answers[name] == expected
     assert answers["base"] != answers["lora"]
+
+
+@pytest.mark.parametrize("task, editable, columns", [("catalogue", False, 6), ("free", True, 3)])
+def test_the_question_is_editable_in_free_mode_only(task, editable, columns):
+    from phi3v.app.page import build_page  # imports gradio
+
+    page = build_page({"m": (None, None)}, task=task)
+    components = {block.elem_id: block for block in page.blocks.values() if getattr(block, "elem_id", None)}
+    assert components["question"].interactive is editable
+    assert len(components["answers"].headers) == columns
+    assert "examples" not in components  # no --dataset, no example gallery

@@ -81,7 +81,8 @@ def build_page(
         return _status(problems, done), gallery, answer_rows(names, answers, task)
 
     model_list = ", ".join(f"`{name}`" + (f" ({model_paths[name]})" if model_paths else "") for name in models)
-    with gr.Blocks(title="Phi-3-V: try the models", analytics_enabled=False) as page:
+    # Uploads stay in Gradio's cache for an hour at most: they may be someone's private photos.
+    with gr.Blocks(title="Phi-3-V: try the models", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
         gr.Markdown(f"# Phi-3-V: try the models\nModels: {model_list}. Task: {task}.")
         with gr.Row():
             with gr.Column(scale=1):
@@ -93,7 +94,9 @@ def build_page(
                     elem_id="question",
                 )
                 answer_button = gr.Button("Answer", variant="primary", elem_id="answer")
-                truth = gr.Textbox(label="True answer (from the dataset)", interactive=False, elem_id="truth")
+                truth = gr.Textbox(
+                    label="True answer (from the dataset)", interactive=False, visible=bool(examples), elem_id="truth"
+                )
             with gr.Column(scale=2):
                 status = gr.Markdown(elem_id="status")
                 gallery = gr.Gallery(
@@ -132,9 +135,10 @@ def build_page(
         outputs = [status, gallery, table]
         # An upload of one's own photos has no true answer; picking an example sets both the file and its truth.
         files.upload(lambda: "", outputs=truth)
-        files.change(respond, inputs=[files, question_box], outputs=outputs)
-        answer_button.click(respond, inputs=[files, question_box], outputs=outputs)
-        question_box.submit(respond, inputs=[files, question_box], outputs=outputs)
+        # One answer at a time, whichever event asks: the models are shared, and a second batch would only queue on
+        # the same device while doubling its memory.
+        for event in (files.change, answer_button.click, question_box.submit):
+            event(respond, inputs=[files, question_box], outputs=outputs, concurrency_id="models")
     return page
 
 
