@@ -1,5 +1,5 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install demo demo-dpo test quality style clean
+.PHONY: install browser demo demo-dpo test quality style clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -34,7 +34,17 @@ demo-dpo: demo
 		--output_dir outputs/demo-dpo-eval --overwrite
 	@echo "DPO model: outputs/demo-dpo   SFT vs DPO report: outputs/demo-dpo-eval/report.md"
 
-test: install
+# Debian's Chromium for the browser tests (tests/test_app_browser.py, tests/test_html_report.py), installed when missing
+# and apt-get can run (as root, or with sudo without a password). Never fails: without it those tests skip, saying why.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then echo "browser: no apt-get here; the browser tests will skip"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "browser: not root and no password-less sudo; the browser tests will skip"; exit 0; fi; \
+	($$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null) \
+		|| echo "browser: apt-get could not install chromium; the browser tests will skip"
+
+test: install browser
 	$(VENV)/bin/pytest tests
 
 quality: install

@@ -76,6 +76,8 @@ NOT_RUN = {
     "scripts/dpo.py recipes/smoke-dpo.yaml": "DPO training on the demo's SFT model; tests/test_dpo.py runs it "
     "shortened",
     "wandb sync": "uploads offline runs to W&B (account and network)",
+    "scripts/app.py": "serves a web page until stopped; tests/test_app_browser.py starts it on the tiny model and "
+    "drives it in headless Chromium",
 }
 
 # Scripts whose documented commands run here. A command of theirs that is not in NOT_RUN runs.
@@ -112,7 +114,7 @@ INPUTS = {
     "benchmarks/generation_batching.py": {"--dataset": "catalogue", "--model": "model"},
 }
 # Flags taking several values (nargs="+"), by script.
-MANY_VALUES = {"scripts/evaluate.py": ("--model",)}
+MANY_VALUES = {"scripts/evaluate.py": ("--model",), "scripts/app.py": ("--model",)}
 OUTPUT_FLAGS = ("--output", "--output_dir", "--output_json")
 # Flags whose value is a path a command reads (`NAME=PATH` for evaluate's models), for the outputs/ and data/ check.
 READ_FLAGS = ("--model", "--adapter", "--dataset", "--base_model")
