@@ -1,5 +1,5 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install browser demo demo-dpo test quality style clean
+.PHONY: install browser demo demo-dpo app test quality style clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -43,6 +43,11 @@ browser:
 	else echo "browser: not root and no password-less sudo; the browser tests will skip"; exit 0; fi; \
 	($$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null) \
 		|| echo "browser: apt-get could not install chromium; the browser tests will skip"
+
+# The demo's SFT model in a browser page at http://127.0.0.1:7860, with test photos of the synthetic catalogue.
+app: install
+	test -d outputs/demo || $(MAKE) demo
+	$(PY) scripts/app.py --model demo=outputs/demo --dataset data/synthetic
 
 test: install browser
 	$(VENV)/bin/pytest tests
