@@ -26,17 +26,19 @@ from transformers import set_seed
 from trl import DPOConfig, DPOTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.checks import check_local_path
+from phi3v.evaluation.loading import check_model_path
 from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.training import (
     Phi3VDataCollator,
     Phi3VModelConfig,
     Phi3VScriptArguments,
     PredictionsTableCallback,
-    last_checkpoint,
     load_processor,
     lora_config,
     parse_recipe,
     setup_logging,
+    start_or_resume,
 )
 from phi3v.training.preference_collator import Phi3VPreferenceCollator
 from phi3v.training.sft_start import load_sft_model
@@ -52,7 +54,9 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # Setup logging
     ###############
     setup_logging(training_args, script_args, model_args)
-    checkpoint = last_checkpoint(training_args)
+    check_model_path(model_args.model_name_or_path, model_args.base_model)
+    check_local_path(script_args.dataset_name, "Dataset")
+    checkpoint = start_or_resume(training_args, script_args, model_args, script="scripts/dpo.py")
 
     ################
     # SFT model (the policy's start and the reference), processor and collator

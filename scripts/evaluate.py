@@ -29,11 +29,13 @@ import datasets
 import torch
 from accelerate import Accelerator
 
+from phi3v.checks import check_local_path, positive_int
 from phi3v.data.formatting import DEFAULT_QUESTION
 from phi3v.evaluation.generation import build_prompts, generate_answers_distributed, grey_image
-from phi3v.evaluation.loading import load_for_inference
+from phi3v.evaluation.loading import check_model_path, load_for_inference
 from phi3v.evaluation.report import format_report_table
-from phi3v.evaluation.results import baseline_metrics, blank_control_name, write_results
+from phi3v.evaluation.results import EVALUATION_KIND, baseline_metrics, blank_control_name, write_results
+from phi3v.outputs import check_output_dir
 
 
 def parse_model_specs(specs: list[str]) -> dict[str, str]:
@@ -54,8 +56,10 @@ def main(args: argparse.Namespace) -> None:
     ################
     models = parse_model_specs(args.model)
     output_dir = Path(args.output_dir)
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{output_dir} is not empty; pass --overwrite to write into it anyway.")
+    check_output_dir(output_dir, args.overwrite, inputs=[args.dataset, *models.values()], kind=EVALUATION_KIND)
+    check_local_path(args.dataset, "Dataset")
+    for path in models.values():
+        check_model_path(path, args.base_model)
     accelerator = Accelerator(cpu=args.device == "cpu")
     if args.device is not None and accelerator.num_processes > 1:
         raise ValueError("--device is for single-process runs; accelerate assigns one device per process.")
@@ -122,7 +126,9 @@ def make_parser() -> argparse.ArgumentParser:
     # Data
     parser.add_argument("--dataset", required=True, help="Prepared catalogue directory (`datasets.load_from_disk`).")
     parser.add_argument("--split", default="test", help="Split to evaluate; baselines always use `train`.")
-    parser.add_argument("--limit", type=int, default=None, help="Evaluate only the first N products of the split.")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="Evaluate only the first N products of the split."
+    )
     parser.add_argument("--question", default=DEFAULT_QUESTION, help="The question the models were trained on.")
     # Models
     parser.add_argument(
@@ -151,9 +157,13 @@ def make_parser() -> argparse.ArgumentParser:
         "--attn_implementation", default=None, help="`sdpa` (default), `eager` or `flash_attention_2`."
     )
     # Generation
-    parser.add_argument("--batch_size", type=int, default=8, help="Prompts per generate call (per process).")
-    parser.add_argument("--max_new_tokens", type=int, default=64, help="Generation budget; an answer is ~25 tokens.")
-    parser.add_argument("--num_crops", type=int, default=None, help="Override the processor's number of HD crops.")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="Prompts per generate call (per process).")
+    parser.add_argument(
+        "--max_new_tokens", type=positive_int, default=64, help="Generation budget; an answer is ~25 tokens."
+    )
+    parser.add_argument(
+        "--num_crops", type=positive_int, default=None, help="Override the processor's number of HD crops."
+    )
     parser.add_argument(
         "--blank_control", action="store_true", default=True, help="Also run each model on grey images (default)."
     )
@@ -164,7 +174,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output_dir", required=True, help="Where to write the report, metrics, predictions and plots."
     )
-    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty output directory.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an earlier evaluation in --output_dir.")
     parser.add_argument("--report_to", default="none", choices=["none", "wandb"], help="Also log everything to W&B.")
     return parser
 

@@ -25,6 +25,8 @@ from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.checks import check_local_path
+from phi3v.evaluation.loading import check_model_path
 from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.training import (
     Phi3VDataCollator,
@@ -33,13 +35,13 @@ from phi3v.training import (
     PredictionsTableCallback,
     add_length_column,
     append_usage,
-    last_checkpoint,
     load_catalogue,
     load_model,
     load_processor,
     lora_config,
     parse_recipe,
     setup_logging,
+    start_or_resume,
 )
 
 
@@ -53,7 +55,9 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     # Setup logging
     ###############
     setup_logging(training_args, script_args, model_args)
-    checkpoint = last_checkpoint(training_args)
+    check_model_path(model_args.model_name_or_path, model_args.base_model)
+    check_local_path(script_args.dataset_name, "Dataset")
+    checkpoint = start_or_resume(training_args, script_args, model_args, script="scripts/sft.py")
 
     ################
     # Model, processor and collator

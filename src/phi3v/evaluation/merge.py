@@ -21,6 +21,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
 from phi3v.evaluation.loading import adapter_base_model, has_processor_files, is_adapter_dir
 from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.outputs import user_entries
 
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -52,7 +53,7 @@ def merge_lora(
     adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
     if not is_adapter_dir(adapter_dir):
         raise ValueError(f"{adapter_dir} is not a PEFT adapter directory (no adapter_config.json).")
-    if output_dir.exists() and any(output_dir.iterdir()):
+    if user_entries(output_dir):  # empty but for this project's marker
         raise FileExistsError(f"{output_dir} is not empty; refusing to overwrite it.")
     base = adapter_base_model(adapter_dir, base_model)
     if dtype == "auto":

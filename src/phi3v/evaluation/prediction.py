@@ -13,7 +13,7 @@ import csv
 import dataclasses
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -25,7 +25,9 @@ from phi3v.evaluation.parsing import parse_answer
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-FIELDS = ["image", "title", "category", "price", "parsed", "answer"]
+FIELDS = ["image", "title", "category", "price", "parsed", "answer", "error"]
+# Errors Pillow raises for a file it cannot identify, a truncated or corrupt one, or one over its pixel limit.
+UNREADABLE_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def find_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -48,6 +50,29 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
     if not paths:
         raise FileNotFoundError(f"No image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {list(map(str, inputs))}.")
     return paths
+
+
+def find_unreadable_images(paths: Sequence[Path]) -> dict[Path, str]:
+    """The image files Pillow cannot decode (0-byte, truncated, corrupt, not an image), with the reason for each.
+
+    Cheap enough to run on a whole folder before the model loads: JPEGs decode at a reduced scale (`draft`), which
+    still reads the whole file, so a truncated one is caught.
+
+    Args:
+        paths (`Sequence[Path]`): the image files, e.g. from `find_images`.
+
+    Returns:
+        `dict[Path, str]`: each unreadable path and why, in the order of `paths`.
+    """
+    unreadable = {}
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (64, 64))
+                image.load()
+        except UNREADABLE_IMAGE_ERRORS as error:
+            unreadable[path] = f"{type(error).__name__}: {error}"
+    return unreadable
 
 
 class ImageFiles(Sequence):
@@ -76,26 +101,35 @@ def predict_images(
     processor,
     paths: Sequence[Path],
     question: str = DEFAULT_QUESTION,
+    unreadable: Mapping[Path, str] | None = None,
     **generation_kwargs,
 ) -> list[dict]:
-    """Answers every image and parses the answers.
+    """Answers every readable image and parses the answers; an unreadable one gets a record with its `error`.
 
     Args:
         model, processor: as returned by `load_for_inference`.
         paths (`Sequence[Path]`): the image files.
         question (`str`, *optional*, defaults to `DEFAULT_QUESTION`): the question the model was trained on.
+        unreadable (`Mapping[Path, str]`, *optional*): files not to send to the model, with the reason (from
+            `find_unreadable_images`).
         **generation_kwargs: passed to `generate_answers` (`batch_size`, `max_new_tokens`, `num_crops`, ...).
 
     Returns:
         `list[dict]`: per image, in order: `image` (path), `title`, `category`, `price` (`None` when unreadable),
-        `parsed` (all three read) and the raw `answer`.
+        `parsed` (all three read), the raw `answer` and `error` (`None`, or why the file could not be read).
     """
-    prompts = build_prompts(processor, len(paths), question)
-    answers = generate_answers(model, processor, prompts, ImageFiles(paths), **generation_kwargs)
-    return [
-        {"image": str(path), **dataclasses.asdict(parse_answer(answer)), "answer": answer}
-        for path, answer in zip(paths, answers, strict=True)
-    ]
+    unreadable = unreadable or {}
+    readable = [path for path in paths if path not in unreadable]
+    prompts = build_prompts(processor, len(readable), question)
+    answers = (
+        generate_answers(model, processor, prompts, ImageFiles(readable), **generation_kwargs) if readable else []
+    )
+    records = {
+        path: {"image": str(path), **dataclasses.asdict(parse_answer(answer)), "answer": answer, "error": None}
+        for path, answer in zip(readable, answers, strict=True)
+    }
+    failed = {"title": None, "category": None, "price": None, "parsed": False, "answer": None}
+    return [records.get(path) or {"image": str(path), **failed, "error": unreadable[path]} for path in paths]
 
 
 def format_table(records: Sequence[dict]) -> str:
@@ -104,7 +138,7 @@ def format_table(records: Sequence[dict]) -> str:
     body = [
         [
             record["image"],
-            record["title"] or "-",
+            record["title"] or ("(unreadable image)" if record.get("error") else "-"),
             record["category"] or "-",
             "-" if record["price"] is None else f"{record['price']:,.2f}",
         ]

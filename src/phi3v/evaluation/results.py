@@ -7,7 +7,8 @@ Written into the output directory:
 - `predictions.jsonl`: one line per product with its `product_code`, the `truth` and, for every generated system (a
   model or its blank-image control), the raw `answer`, the `parsed` fields and the per-field `errors`;
 - `report.md`: the table of every system side by side, how to read it, and the plots;
-- `price_scatter_<system>.png`: predicted against true price, log axes, one per generated system.
+- `price_scatter_<system>.png`: predicted against true price, log axes, one per generated system;
+- `.phi3v-output.json`: marks the directory as this project's evaluation output (`phi3v.outputs`).
 """
 
 import dataclasses
@@ -19,6 +20,10 @@ from phi3v.evaluation.baselines import global_median_predictions, true_category_
 from phi3v.evaluation.metrics import build_records, normalise_text, normalised_edit_similarity, score_predictions
 from phi3v.evaluation.parsing import ParsedAnswer, parse_answer
 from phi3v.evaluation.report import plot_price_scatter, write_metrics_json, write_predictions_jsonl, write_report
+from phi3v.outputs import mark_output_dir
+
+
+EVALUATION_KIND = "evaluation"
 
 
 GLOBAL_MEDIAN = "global median"
@@ -81,7 +86,8 @@ def write_results(
     """Parses and scores every generated system, then writes the files listed in the module docstring.
 
     Args:
-        output_dir (`str` or `Path`): where to write; created if needed, existing files of the same names replaced.
+        output_dir (`str` or `Path`): where to write; created if needed (and marked as this project's evaluation
+            output, see `phi3v.outputs`), existing files of the same names replaced.
         rows (`Sequence[Mapping]`): the evaluated rows (without images), in the order of the answers.
         answers_by_system (`Mapping[str, Sequence[str]]`): system name -> one generated answer per row, in the
             column order wanted.
@@ -92,7 +98,7 @@ def write_results(
     Returns:
         `dict[str, dict]`: system name -> metrics, as written to `metrics.json`.
     """
-    output_dir = Path(output_dir)
+    output_dir = mark_output_dir(output_dir, EVALUATION_KIND, written_by="phi3v.evaluation.results.write_results")
     metrics_by_system, plots = {}, []
     parsed_by_system = {
         name: [parse_answer(answer) for answer in answers] for name, answers in answers_by_system.items()

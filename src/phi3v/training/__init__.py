@@ -2,7 +2,7 @@
 the W&B predictions table."""
 
 from .callbacks import PredictionsTableCallback
-from .cli import last_checkpoint, parse_recipe, setup_logging
+from .cli import parse_recipe, setup_logging
 from .collator import Phi3VDataCollator
 from .configs import (
     LANGUAGE_MODEL_LORA_TARGETS,
@@ -15,6 +15,7 @@ from .data import load_catalogue
 from .length_grouping import add_length_column, padding_share
 from .model_card import append_usage
 from .model_loading import freeze_parts, load_model, load_processor, lora_config
+from .resume import start_or_resume
 
 
 __all__ = [
@@ -28,7 +29,6 @@ __all__ = [
     "add_length_column",
     "append_usage",
     "freeze_parts",
-    "last_checkpoint",
     "load_catalogue",
     "load_model",
     "load_processor",
@@ -36,4 +36,5 @@ __all__ = [
     "padding_share",
     "parse_recipe",
     "setup_logging",
+    "start_or_resume",
 ]

@@ -35,6 +35,9 @@ class Phi3VScriptArguments(ScriptArguments):
         eval_predictions (`int`, *optional*, defaults to `8`):
             Validation images whose generated answers the W&B predictions table shows at each evaluation (only with
             `report_to: wandb`); 0 turns the table off.
+        overwrite_output_dir (`bool`, *optional*, defaults to `False`):
+            Delete the earlier run in `output_dir` (only in a directory this project created) and start fresh,
+            instead of resuming it (same recipe) or refusing (another recipe). See `phi3v.training.resume`.
     """
 
     question: str = field(default=DEFAULT_QUESTION, metadata={"help": "The user's question, asked after the image."})
@@ -47,6 +50,13 @@ class Phi3VScriptArguments(ScriptArguments):
         metadata={
             "help": "Validation images whose generated answers the W&B predictions table shows at each evaluation "
             "(only with `report_to: wandb`); 0 turns the table off."
+        },
+    )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Delete the earlier run in `output_dir` (only in a directory this project created) and start "
+            "fresh, instead of resuming it (same recipe) or refusing (another recipe)."
         },
     )
 
@@ -70,6 +80,9 @@ class Phi3VModelConfig(ModelConfig):
         lora_target_modules (`list[str]`, *optional*, defaults to the language model's linear layers):
             Module names (or dotted suffixes) that get LoRA adapters. Add `q_proj k_proj v_proj out_proj fc1 fc2` for
             the vision tower and `img_projection.0 img_projection.2` for the projector. Every name must match a module.
+        base_model (`str`, *optional*):
+            DPO from an SFT LoRA adapter only: the base checkpoint to merge it into, overriding
+            `base_model_name_or_path` in its `adapter_config.json` (e.g. the base has moved).
     """
 
     num_crops: int | None = field(
@@ -96,5 +109,12 @@ class Phi3VModelConfig(ModelConfig):
             "help": "Module names (or dotted suffixes) that get LoRA adapters; defaults to the language model's "
             "`qkv_proj o_proj gate_up_proj down_proj`. Add `q_proj k_proj v_proj out_proj fc1 fc2` for the vision "
             "tower and `img_projection.0 img_projection.2` for the projector."
+        },
+    )
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "DPO from an SFT LoRA adapter only: the base checkpoint to merge it into, overriding "
+            "`base_model_name_or_path` in its `adapter_config.json`."
         },
     )
