@@ -102,8 +102,17 @@ def test_format_table_and_writers():
             "price": 1290.0,
             "parsed": True,
             "answer": ".",
+            "error": None,
         },
-        {"image": "y.jpg", "title": None, "category": None, "price": None, "parsed": False, "answer": "??"},
+        {
+            "image": "y.jpg",
+            "title": None,
+            "category": None,
+            "price": None,
+            "parsed": False,
+            "answer": "??",
+            "error": None,
+        },
     ]
     table = format_table(records).splitlines()
     assert table[2].split() == ["x.jpg", "Red", "Scarf", "SCARVES", "1,290.00"]
