@@ -113,3 +113,24 @@ def test_a_file_or_a_foreign_directory_is_never_trained_into(tiny_checkpoint, sy
         result = run_script("sft.py", *sft_args(tiny_checkpoint, synthetic_catalogue, output_dir, *overwrite))
         assert result.returncode != 0 and expected in output_of(result) and str(output_dir) in output_of(result)
         assert tree_digest(output_dir) == before
+
+
+def test_overwrite_starts_fresh_and_an_explicit_checkpoint_resumes_with_new_arguments(
+    killed_then_rerun, tiny_checkpoint, synthetic_catalogue
+):
+    # Runs last in this module: it replaces the run the tests above share.
+    output_dir, _ = killed_then_rerun
+    fresh = ["--overwrite_output_dir", "true", "--max_steps", "2", "--save_steps", "2"]
+    result = run_script("sft.py", *sft_args(tiny_checkpoint, synthetic_catalogue, output_dir, *fresh))
+    assert result.returncode == 0, output_of(result)[-5000:]
+    assert f"Starting a new training run in {output_dir}: deleted the old run" in result.stdout
+    assert sorted(path.name for path in output_dir.glob("checkpoint-*")) == ["checkpoint-2"]
+
+    checkpoint = output_dir / "checkpoint-2"
+    longer = ["--resume_from_checkpoint", checkpoint, "--max_steps", "4", "--save_steps", "2"]
+    result = run_script("sft.py", *sft_args(tiny_checkpoint, synthetic_catalogue, output_dir, *longer))
+    assert result.returncode == 0, output_of(result)[-5000:]
+    assert f"Resuming training from {checkpoint} (--resume_from_checkpoint)" in result.stdout
+    assert "max_steps: 2 recorded, 4 now" in result.stdout
+    assert json.loads((output_dir / "run_config.json").read_text())["max_steps"] == 4
+    assert logged_losses(output_dir)[0] == 4
