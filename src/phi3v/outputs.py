@@ -153,9 +153,17 @@ def prepare_output_dir(
         `Path`: the (empty but for the marker) output directory.
     """
     check_output_dir(path, overwrite, inputs, kind)
-    for entry in user_entries(path):
-        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+    empty_output_dir(path)
     return mark_output_dir(path, kind, written_by)
+
+
+def empty_output_dir(path: str | Path) -> None:
+    """Deletes everything in `path` but the marker. Only for a directory `check_output_dir` let a script replace."""
+    for entry in user_entries(path):
+        if entry.is_dir() and not entry.is_symlink():
+            shutil.rmtree(entry)
+        else:
+            entry.unlink()
 
 
 def check_output_file(path: str | Path, overwrite: bool = False, inputs: Iterable[str | Path | None] = ()) -> None:

@@ -25,14 +25,21 @@ weights are there. A LoRA checkpoint (adapter weights) never resumes a full fine
 
 import json
 import re
-import shutil
 from dataclasses import asdict, is_dataclass
 from pathlib import Path
 
 from transformers import TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
-from phi3v.outputs import MARKER_NAME, OutputPathError, check_not_an_input, mark_output_dir, output_kind, user_entries
+from phi3v.outputs import (
+    MARKER_NAME,
+    OutputPathError,
+    check_not_an_input,
+    empty_output_dir,
+    mark_output_dir,
+    output_kind,
+    user_entries,
+)
 
 
 RUN_CONFIG_NAME = "run_config.json"
@@ -175,8 +182,7 @@ def start_or_resume(training_args: TrainingArguments, script_args, model_args, s
     with training_args.main_process_first(local=False, desc="preparing output_dir"):
         if training_args.process_index == 0:
             if delete_old_run:
-                for entry in user_entries(output_dir):
-                    shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+                empty_output_dir(output_dir)
             mark_output_dir(output_dir, TRAINING_KIND, script)
             (output_dir / RUN_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
             for notice in notices:
