@@ -27,9 +27,11 @@ from transformers import set_seed
 from trl import DPOConfig, DPOTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.inference.items import preference_items
+from phi3v.inference.loading import check_model_path
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import TaskConfig, load_task_config
 from phi3v.training import (
@@ -38,13 +40,13 @@ from phi3v.training import (
     Phi3VScriptArguments,
     PredictionsTableCallback,
     add_length_column,
-    last_checkpoint,
     load_processor,
     load_sft_model,
     lora_config,
     parse_recipe,
     save_run,
     setup_logging,
+    start_or_resume,
 )
 
 
@@ -59,7 +61,9 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # Setup logging
     ###############
     setup_logging(training_args, script_args, model_args)
-    checkpoint = last_checkpoint(training_args)
+    check_model_path(model_args.model_name_or_path, model_args.base_model)
+    check_local_path(script_args.dataset_name, "Dataset")
+    checkpoint = start_or_resume(training_args, script_args, model_args, script="scripts/dpo.py")
 
     ################
     # Preference pairs: checked before the model loads

@@ -40,15 +40,22 @@ import torch
 from accelerate import Accelerator
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.checks import check_local_path, positive_int
 from phi3v.data.formats import FORMATS, row_converter
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.report import format_report_table
-from phi3v.evaluation.results import blank_control_name, write_catalogue_results, write_conversation_results
+from phi3v.evaluation.results import (
+    EVALUATION_KIND,
+    blank_control_name,
+    write_catalogue_results,
+    write_conversation_results,
+)
 from phi3v.inference.generation import build_prompt, generate_answers_distributed, grey_images
 from phi3v.inference.items import catalogue_items, conversation_items
-from phi3v.inference.loading import load_for_inference
+from phi3v.inference.loading import check_model_path, load_for_inference
+from phi3v.outputs import check_output_dir
 from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
 from phi3v.tasks.catalogue.metrics import baseline_metrics
 from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_config
@@ -84,10 +91,10 @@ def main(args: argparse.Namespace) -> None:
     ################
     models = parse_model_specs(args.model)
     output_dir = Path(args.output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise FileExistsError(f"--output_dir {output_dir} exists and is not a directory.")
-    if output_dir.is_dir() and any(output_dir.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{output_dir} is not empty; pass --overwrite to write into it anyway.")
+    check_output_dir(output_dir, args.overwrite, inputs=[args.dataset, *models.values()], kind=EVALUATION_KIND)
+    check_local_path(args.dataset, "Dataset")
+    for path in models.values():
+        check_model_path(path, args.base_model)
     accelerator = Accelerator(cpu=args.device == "cpu")
     if args.device is not None and accelerator.num_processes > 1:
         raise ValueError("--device is for single-process runs; accelerate assigns one device per process.")
@@ -196,7 +203,9 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--image_folder", default=None, help="Folder of relative LLaVA image paths (default: the file's)."
     )
-    parser.add_argument("--limit", type=int, default=None, help="Evaluate only the first N rows of the split.")
+    parser.add_argument(
+        "--limit", type=positive_int, default=None, help="Evaluate only the first N rows of the split."
+    )
     # Models
     parser.add_argument(
         "--model",
@@ -224,9 +233,13 @@ def make_parser() -> argparse.ArgumentParser:
         "--attn_implementation", default=None, help="`sdpa` (default), `eager` or `flash_attention_2`."
     )
     # Generation
-    parser.add_argument("--batch_size", type=int, default=8, help="Prompts per generate call (per process).")
-    parser.add_argument("--max_new_tokens", type=int, default=64, help="Generation budget; an answer is ~25 tokens.")
-    parser.add_argument("--num_crops", type=int, default=None, help="Override the processor's number of HD crops.")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="Prompts per generate call (per process).")
+    parser.add_argument(
+        "--max_new_tokens", type=positive_int, default=64, help="Generation budget; an answer is ~25 tokens."
+    )
+    parser.add_argument(
+        "--num_crops", type=positive_int, default=None, help="Override the processor's number of HD crops."
+    )
     parser.add_argument(
         "--blank_control", action="store_true", default=True, help="Also run each model on grey images (default)."
     )
@@ -237,7 +250,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--output_dir", required=True, help="Where to write the report, metrics, predictions and plots."
     )
-    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty output directory.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an earlier evaluation in --output_dir.")
     parser.add_argument("--report_to", default="none", choices=["none", "wandb"], help="Also log everything to W&B.")
     return parser
 

@@ -20,16 +20,17 @@ import json
 import shlex
 import sys
 from collections import Counter
-from pathlib import Path
 
 import datasets
 import torch
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.checks import check_local_path, positive_int
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.inference.generation import build_prompt, generate_answers
-from phi3v.inference.loading import load_for_inference
+from phi3v.inference.loading import check_model_path, load_for_inference
+from phi3v.outputs import prepare_output_dir
 from phi3v.tasks.catalogue import AnswerTemplate, prompt_messages
 from phi3v.tasks.catalogue.negatives import HARD_NEGATIVE_KINDS, HardNegatives, build_preference_pairs
 from phi3v.tasks.config import TaskConfig, load_task_config
@@ -40,6 +41,7 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--dataset", required=True, help="Prepared catalogue directory (datasets.load_from_disk).")
     parser.add_argument("--output", required=True, help="Where to write the preference DatasetDict.")
     parser.add_argument("--model", help="SFT model (full, merged or LoRA adapter directory) for on-policy pairs.")
+    parser.add_argument("--base_model", help="Base checkpoint of an adapter --model, overriding adapter_config.json.")
     parser.add_argument("--splits", nargs="+", default=["train", "validation"], help="Catalogue splits to pair up.")
     parser.add_argument(
         "--kinds", nargs="+", default=list(HARD_NEGATIVE_KINDS), choices=HARD_NEGATIVE_KINDS, help="Hard negatives."
@@ -47,19 +49,23 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--price_offset", nargs=2, type=float, default=[0.1, 0.4], help="Relative price error range.")
     parser.add_argument("--question", help="The user's question; default: the SFT model's (phi3v_task.json).")
     parser.add_argument("--answer_template", help="The answer template; default: the SFT model's (phi3v_task.json).")
-    parser.add_argument("--batch_size", type=int, default=8, help="Generation batch size (on-policy only).")
-    parser.add_argument("--max_new_tokens", type=int, default=64, help="Generation budget (on-policy only).")
-    parser.add_argument("--num_crops", type=int, help="Override the processor's num_crops for generation.")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="Generation batch size (on-policy only).")
+    parser.add_argument("--max_new_tokens", type=positive_int, default=64, help="Generation budget (on-policy only).")
+    parser.add_argument("--num_crops", type=positive_int, help="Override the processor's num_crops for generation.")
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="Generation device.")
     parser.add_argument("--seed", type=int, default=0, help="Seed of the hard-negative draws.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace a non-empty --output directory.")
+    parser.add_argument("--overwrite", action="store_true", help="Replace earlier preference pairs in --output.")
     return parser.parse_args(argv)
 
 
 def main(args: argparse.Namespace) -> dict:
-    output = Path(args.output)
-    if output.exists() and any(output.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{output} is not empty; pass --overwrite to replace it")
+    check_local_path(args.dataset, "Dataset")
+    if args.model:
+        check_model_path(args.model, args.base_model)
+    inputs = [args.dataset, args.model, args.base_model]
+    output = prepare_output_dir(
+        args.output, args.overwrite, inputs, kind="preferences", written_by="scripts/make_preferences.py"
+    )
     catalogue = load_splits(args.dataset, args.splits)
     saved = load_task_config(args.model) if args.model else None
     question = args.question or (saved or TaskConfig()).question
@@ -68,7 +74,7 @@ def main(args: argparse.Namespace) -> dict:
 
     model = processor = None
     if args.model:
-        model, processor = load_for_inference(args.model, device=args.device)
+        model, processor = load_for_inference(args.model, args.base_model, device=args.device)
         prompt = build_prompt(processor, prompt_messages(question))
 
     pair_splits, manifest_splits = {}, {}

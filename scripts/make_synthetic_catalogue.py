@@ -19,14 +19,18 @@ import shlex
 import sys
 import tempfile
 
+from phi3v.checks import positive_int
 from phi3v.data.layouts import LAYOUTS, export_catalogue
+from phi3v.data.storage import check_output_dir
 from phi3v.data.synthetic import make_synthetic_catalogue
 
 
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output_dir", "--output", required=True, help="Directory to save the catalogue in.")
-    parser.add_argument("--num_products", type=int, default=360, help="Number of products (default: %(default)s).")
+    parser.add_argument(
+        "--num_products", type=positive_int, default=360, help="Number of products (default: %(default)s)."
+    )
     parser.add_argument(
         "--seed", type=int, default=0, help="Seed of the products and the split (default: %(default)s)."
     )
@@ -52,6 +56,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 def main(args: argparse.Namespace) -> None:
+    check_output_dir(args.output_dir, args.overwrite)
     if args.layout != "catalogue":
         with tempfile.TemporaryDirectory() as scratch:
             make_synthetic_catalogue(
@@ -70,6 +75,8 @@ def main(args: argparse.Namespace) -> None:
         command=shlex.join(["python", *sys.argv]),
     )
     print(f"Saved {manifest['rows_kept']} synthetic products to {args.output_dir}.")
+    for warning in manifest["warnings"]:
+        print(f"WARNING: {args.output_dir}: {warning}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,15 +9,20 @@ Usage:
 
 import argparse
 
+from phi3v.checks import positive_int
 from phi3v.modeling.tiny import make_tiny_checkpoint
+from phi3v.outputs import prepare_output_dir
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--output", required=True, help="Directory to write; must not exist or be empty.")
-    parser.add_argument("--num_crops", type=int, default=4, help="The image processor's default number of HD crops.")
+    parser.add_argument(
+        "--num_crops", type=positive_int, default=4, help="The image processor's default number of HD crops."
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the random weights.")
     args = parser.parse_args()
+    prepare_output_dir(args.output, kind="model", written_by="scripts/make_tiny_model.py")
     output_dir = make_tiny_checkpoint(args.output, num_crops=args.num_crops, seed=args.seed)
     print(f"Tiny Phi-3-V written to {output_dir}")
 

@@ -13,12 +13,20 @@ The script checks the layout against the base's and fails if they differ.
 
 import argparse
 
-from phi3v.inference.loading import adapter_base_model, root_checkpoint
+from phi3v.inference.loading import adapter_base_model, check_model_path, is_adapter_dir, root_checkpoint
 from phi3v.inference.merge import layout_differences, local_checkpoint_dir, merge_lora
+from phi3v.outputs import prepare_output_dir
 
 
 def main(args: argparse.Namespace) -> None:
+    check_model_path(args.adapter, args.base_model, what="Adapter")
+    if not is_adapter_dir(args.adapter):
+        raise ValueError(
+            f"{args.adapter} is a full checkpoint, not a LoRA adapter (no adapter_config.json): there is nothing to "
+            "merge, it loads as it is."
+        )
     base = adapter_base_model(args.adapter, args.base_model)
+    prepare_output_dir(args.output_dir, inputs=[args.adapter, base], kind="model", written_by="scripts/merge_lora.py")
     print(f"Merging {args.adapter} into {base}")
     output_dir = merge_lora(
         args.adapter, args.output_dir, base_model=base, dtype=args.dtype, max_shard_size=args.max_shard_size

@@ -9,7 +9,11 @@ Run as:
         --format jsonl
 
 Prints a table by default; `--format jsonl` or `--format csv` writes one record per image (image, the template's
-fields, parsed, answer) to `--output` or to standard output. A model trained for another task answers `--question`.
+fields, parsed, answer, error) to `--output` or to standard output. A model trained for another task answers
+`--question`.
+
+Before the model loads, every image is decoded once: a 0-byte, truncated or corrupt file is named on standard error,
+skipped, and written with its `error`; the others are still answered. Nothing readable at all exits with status 1.
 """
 
 import argparse
@@ -17,8 +21,10 @@ import sys
 from pathlib import Path
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.inference.loading import load_for_inference
-from phi3v.inference.prediction import find_images, format_table, predict_images, write_records
+from phi3v.checks import positive_int
+from phi3v.inference.loading import check_model_path, load_for_inference
+from phi3v.inference.prediction import find_images, find_unreadable_images, format_table, predict_images, write_records
+from phi3v.outputs import check_output_file
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import CATALOGUE, TaskConfig, load_task_config
 
@@ -27,6 +33,14 @@ def main(args: argparse.Namespace) -> None:
     if args.format == "table" and args.output is not None:
         raise ValueError("--output needs --format jsonl or csv; the table is printed.")
     paths = find_images(args.images)
+    if args.output is not None:
+        check_output_file(args.output, args.overwrite, inputs=paths)
+    check_model_path(args.model, args.base_model)
+    unreadable = find_unreadable_images(paths)
+    for path, reason in unreadable.items():
+        print(f"Skipping unreadable image {path}: {reason}", file=sys.stderr)
+    if len(unreadable) == len(paths):
+        sys.exit(f"None of the {len(paths)} image file(s) could be read; nothing to predict.")
     config = load_task_config(args.model) or TaskConfig(task=CATALOGUE)
     template = AnswerTemplate(config.answer_template) if config.task == CATALOGUE else None
     model, processor = load_for_inference(
@@ -41,6 +55,7 @@ def main(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         num_crops=args.num_crops,
+        unreadable=unreadable,
     )
     if args.format == "table":
         print(format_table(records))
@@ -72,14 +87,19 @@ def make_parser() -> argparse.ArgumentParser:
     )
     # Generation
     parser.add_argument("--question", default=None, help="The question; default: the one the model was trained on.")
-    parser.add_argument("--batch_size", type=int, default=8, help="Images per generate call.")
-    parser.add_argument("--max_new_tokens", type=int, default=64, help="Generation budget; an answer is ~25 tokens.")
-    parser.add_argument("--num_crops", type=int, default=None, help="Override the processor's number of HD crops.")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="Images per generate call.")
+    parser.add_argument(
+        "--max_new_tokens", type=positive_int, default=64, help="Generation budget; an answer is ~25 tokens."
+    )
+    parser.add_argument(
+        "--num_crops", type=positive_int, default=None, help="Override the processor's number of HD crops."
+    )
     # Output
     parser.add_argument(
         "--format", default="table", choices=["table", "jsonl", "csv"], help="Terminal table, JSON Lines or CSV."
     )
     parser.add_argument("--output", default=None, help="File for --format jsonl/csv (default: standard output).")
+    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --output file.")
     return parser
 
 

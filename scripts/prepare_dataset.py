@@ -21,6 +21,7 @@ import sys
 from phi3v.data.fetch import FetchSettings
 from phi3v.data.prepare import DEFAULT_CACHE_DIR, STRATIFY_FIELDS, prepare_catalogue
 from phi3v.data.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, DEFAULT_HUB_DATASET
+from phi3v.data.storage import check_output_dir
 
 
 def column_pair(text: str) -> tuple[str, str]:
@@ -48,6 +49,12 @@ def make_parser() -> argparse.ArgumentParser:
         metavar="FIELD=SOURCE_COLUMN",
         help=f"Map one of our fields {list(CATALOGUE_FIELDS)} to a source column; repeat for several. "
         f"Defaults: {DEFAULT_COLUMN_MAPPING}.",
+    )
+    parser.add_argument(
+        "--allow_local_paths",
+        action="store_true",
+        help="Let a local table name image files outside its folder (absolute paths, file:// URLs, ../). Rows of a "
+        "Hub dataset never read local files.",
     )
     # Output
     parser.add_argument("--output_dir", "--output", required=True, help="Directory to save the prepared dataset in.")
@@ -124,6 +131,7 @@ def make_parser() -> argparse.ArgumentParser:
 
 def main(args: argparse.Namespace) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
+    check_output_dir(args.output_dir, args.overwrite, inputs=[args.source, args.cache_dir])
     fetch_settings = FetchSettings(
         connect_timeout=args.connect_timeout,
         read_timeout=args.read_timeout,
@@ -144,6 +152,7 @@ def main(args: argparse.Namespace) -> None:
         stratify_by=args.stratify_by,
         fetch_settings=fetch_settings,
         max_workers=args.max_workers,
+        allow_local_paths=args.allow_local_paths,
         overwrite=args.overwrite,
         progress=not args.no_progress,
         command=shlex.join(["python", *sys.argv]),
@@ -151,6 +160,13 @@ def main(args: argparse.Namespace) -> None:
     kept = sum(manifest["rows_kept"].values())
     print(f"Kept {kept} of {manifest['rows_in']} rows {manifest['rows_kept']}; dropped {manifest['rows_dropped']}.")
     print(f"Saved to {args.output_dir} (manifest.json, dropped.jsonl).")
+    for warning in manifest["warnings"]:
+        print(f"WARNING: {args.output_dir}: {warning}", file=sys.stderr)
+    if kept == 0:
+        sys.exit(
+            f"No row of {args.source} was usable; dropped {manifest['rows_dropped']}. "
+            f"Each row's reason is in {args.output_dir}/dropped.jsonl."
+        )
 
 
 if __name__ == "__main__":

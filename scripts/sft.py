@@ -30,9 +30,11 @@ from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.inference.items import catalogue_items, conversation_items
+from phi3v.inference.loading import check_model_path
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.training import (
     Phi3VModelConfig,
@@ -40,13 +42,13 @@ from phi3v.training import (
     Phi3VSFTCollator,
     PredictionsTableCallback,
     add_length_column,
-    last_checkpoint,
     load_model,
     load_processor,
     lora_config,
     parse_recipe,
     save_run,
     setup_logging,
+    start_or_resume,
     training_task,
 )
 
@@ -61,7 +63,9 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     # Setup logging
     ###############
     setup_logging(training_args, script_args, model_args)
-    checkpoint = last_checkpoint(training_args)
+    check_model_path(model_args.model_name_or_path, model_args.base_model)
+    check_local_path(script_args.dataset_name, "Dataset")
+    checkpoint = start_or_resume(training_args, script_args, model_args, script="scripts/sft.py")
 
     ################
     # Dataset and task: checked before the model loads

@@ -155,7 +155,7 @@ def test_only_http_https_and_local_schemes_and_valid_urls(tmp_path, image_ref, r
 def test_local_paths_and_file_urls(tmp_path):
     (tmp_path / "pictures").mkdir()
     (tmp_path / "pictures" / "bag.png").write_bytes(images.png())
-    fetcher = ImageFetcher(FAST_SETTINGS)
+    fetcher = ImageFetcher(FAST_SETTINGS, allow_local_paths=True)
     assert fetcher.fetch("pictures/bag.png", tmp_path).width == 40
     assert fetcher.fetch((tmp_path / "pictures" / "bag.png").as_uri(), tmp_path / "elsewhere").width == 40
     assert fetcher.counts == {"local_file": 2}

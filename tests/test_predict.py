@@ -18,7 +18,7 @@ from phi3v.tasks.catalogue import prompt_messages
 from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
 
-FIELDS = ["image", "title", "category3_code", "full_price", "parsed", "answer"]
+FIELDS = ["image", "title", "category3_code", "full_price", "parsed", "answer", "error"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -107,8 +107,17 @@ def test_format_table_and_writers():
             "full_price": 1290.0,
             "parsed": True,
             "answer": ".",
+            "error": None,
         },
-        {"image": "y.jpg", "title": None, "category3_code": None, "full_price": None, "parsed": False, "answer": "??"},
+        {
+            "image": "y.jpg",
+            "title": None,
+            "category3_code": None,
+            "full_price": None,
+            "parsed": False,
+            "answer": "??",
+            "error": None,
+        },
     ]
     table = format_table(records).splitlines()
     assert table[2].split() == ["x.jpg", "Red", "Scarf", "SCARVES", "1,290.00"]

@@ -57,6 +57,7 @@ NOT_RUN = {
     "make quality": "ruff over the tree: a check of its own, not a test",
     "make style": "rewrites the tree with ruff",
     "make clean": "deletes the demo's outputs in the checkout",
+    "make app": "serves the demo model in a web page until stopped (tests/test_app_browser.py drives scripts/app.py)",
     "pytest": "runs the test suite (`make test`)",
     "ruff": "lint and format over the tree (`make quality`)",
     "pip install": "downloads from PyPI or the PyTorch index (network)",

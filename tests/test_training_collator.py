@@ -17,7 +17,7 @@ from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
 from phi3v.training import Phi3VSFTCollator, add_length_column, padding_share
 
 
-def Phi3VDataCollator(processor, question="What is shown in this image?", answer_template=None, max_length=None):
+def catalogue_collator(processor, question="What is shown in this image?", answer_template=None, max_length=None):
     """The SFT collator reading catalogue rows, as sft.py builds it for a catalogue."""
     template = AnswerTemplate(answer_template) if answer_template else None
     return Phi3VSFTCollator(
@@ -56,7 +56,7 @@ def processor(tiny_checkpoint):
 
 
 def test_labels_are_exactly_the_answer_and_its_end_token(processor):
-    collator = Phi3VDataCollator(processor)
+    collator = catalogue_collator(processor)
     batch = collator(ROWS)
     tokenizer = processor.tokenizer
     for i, answer in enumerate(ANSWERS):
@@ -75,14 +75,14 @@ def test_labels_are_exactly_the_answer_and_its_end_token(processor):
 
 
 def test_image_placeholders_and_padding_never_have_labels(processor):
-    batch = Phi3VDataCollator(processor)(ROWS)
+    batch = catalogue_collator(processor)(ROWS)
     assert (batch["labels"][batch["input_ids"] < 0] == -100).all()
     assert (batch["labels"][batch["attention_mask"] == 0] == -100).all()
     assert (batch["labels"] >= -100).all() and not ((batch["labels"] < 0) & (batch["labels"] != -100)).any()
 
 
 def test_mixed_crop_grids_and_text_only_rows_batch_together(processor):
-    batch = Phi3VDataCollator(processor)(ROWS)
+    batch = catalogue_collator(processor)(ROWS)
     num_crops = processor.image_processor.num_crops
     assert batch["pixel_values"].shape == (2, num_crops + 1, 3, 56, 56)  # the two images, in row order
     assert batch["image_sizes"].tolist() == [[112, 112], [224, 56]]
@@ -95,7 +95,7 @@ def test_mixed_crop_grids_and_text_only_rows_batch_together(processor):
 
 
 def test_a_batch_without_images_has_no_pixel_values(processor):
-    batch = Phi3VDataCollator(processor)([ROWS[1], ROWS[1]])
+    batch = catalogue_collator(processor)([ROWS[1], ROWS[1]])
     assert "pixel_values" not in batch and (batch["input_ids"] >= 0).all()
 
 
@@ -103,7 +103,7 @@ def test_collated_batch_trains_the_model(processor, tiny_checkpoint):
     from transformers import AutoModelForCausalLM
 
     model = AutoModelForCausalLM.from_pretrained(tiny_checkpoint)
-    batch = Phi3VDataCollator(processor)(ROWS)
+    batch = catalogue_collator(processor)(ROWS)
     loss = model(**batch).loss
     loss.backward()
     assert torch.isfinite(loss)
@@ -112,7 +112,9 @@ def test_collated_batch_trains_the_model(processor, tiny_checkpoint):
 
 
 def test_question_and_answer_template_come_from_the_recipe(processor):
-    collator = Phi3VDataCollator(processor, question="Describe the product.", answer_template="{title} ({full_price})")
+    collator = catalogue_collator(
+        processor, question="Describe the product.", answer_template="{title} ({full_price})"
+    )
     assert collator.conversation(ROWS[0]).messages[0] == {
         "role": "user",
         "content": "<|image_1|>Describe the product.",
@@ -124,11 +126,11 @@ def test_question_and_answer_template_come_from_the_recipe(processor):
 
 def test_rows_longer_than_max_length_raise_instead_of_truncating(processor):
     with pytest.raises(ValueError, match="max_length=40"):
-        Phi3VDataCollator(processor, max_length=40)(ROWS)
+        catalogue_collator(processor, max_length=40)(ROWS)
 
 
 def test_sequence_length_matches_the_collated_length(processor):
-    collator = Phi3VDataCollator(processor)
+    collator = catalogue_collator(processor)
     batch = collator(ROWS)
     assert [collator.sequence_length(row) for row in ROWS] == batch["attention_mask"].sum(dim=1).tolist()
 
@@ -136,7 +138,7 @@ def test_sequence_length_matches_the_collated_length(processor):
 def test_official_processors_give_answer_only_labels(official_files):
     processor = AutoProcessor.from_pretrained(official_files)
     processor.image_processor.num_crops = 4
-    batch = Phi3VDataCollator(processor)([ROWS[0], catalogue_row("Beige Tote", "TOTE BAGS", 890.0, size=(640, 640))])
+    batch = catalogue_collator(processor)([ROWS[0], catalogue_row("Beige Tote", "TOTE BAGS", 890.0, size=(640, 640))])
     labels = batch["labels"][1]
     assert processor.tokenizer.decode(labels[labels != -100]) == (
         "Product: Beige Tote, Category: TOTE BAGS, Full Price: 890.00<|end|>"
@@ -174,7 +176,7 @@ def undecodable_catalogue(rows):
 
 
 def test_length_column_needs_no_pixels_and_drops_long_rows(processor, caplog):
-    collator = Phi3VDataCollator(processor)
+    collator = catalogue_collator(processor)
     expected = [collator.sequence_length(row) for row in ROWS]
     dataset = add_length_column(undecodable_catalogue(ROWS), collator)
     assert dataset["length"] == expected

@@ -1,6 +1,10 @@
 """Fetching catalogue images: http(s) URLs with timeouts, retries, caps and a cache; local paths and `file://` URLs.
 
 Every failure becomes an `ImageRejected` with a `DropReason`, so the caller can report it against the row.
+
+Local files are read only for a local table, and only inside the table's folder unless `allow_local_paths`: a table
+from the Hub (`base_dir=None`) that names a local path or a `file://` URL could otherwise pull a user's private files
+into the prepared dataset, and from there into a pushed dataset or model.
 """
 
 import threading
@@ -70,19 +74,29 @@ class ImageFetcher:
             Timeouts, retries and caps; `FetchSettings()` by default.
         cache (`ImageCache`, *optional*):
             Where downloaded images are kept between runs. Without one, every URL is downloaded.
+        allow_local_paths (`bool`, *optional*, defaults to `False`):
+            Let a local table name files anywhere (absolute paths, `file://` URLs, `../`). By default it may only name
+            files inside its own folder. A Hub table never reads local files.
 
     `self.counts` tallies where the images came from: `"downloaded"`, `"from_cache"` and `"local_file"`.
     """
 
-    def __init__(self, settings: FetchSettings | None = None, cache: ImageCache | None = None):
+    def __init__(
+        self, settings: FetchSettings | None = None, cache: ImageCache | None = None, allow_local_paths: bool = False
+    ):
         self.settings = settings or FetchSettings()
         self.cache = cache
+        self.allow_local_paths = allow_local_paths
         self.counts = Counter()
         self._counts_lock = threading.Lock()
         self._thread_local = threading.local()
 
-    def fetch(self, image_ref: str, base_dir: Path) -> StoredImage:
+    def fetch(self, image_ref: str, base_dir: Path | None) -> StoredImage:
         """Fetches one image given as an `http(s)` URL, a `file://` URL or a path (relative to `base_dir`).
+
+        Args:
+            image_ref (`str`): the URL or path, as written in the table.
+            base_dir (`Path` or `None`): the local table's folder; `None` for a Hub table, which may name no local file.
 
         Raises:
             `ImageRejected`: with the reason the image cannot be used.
@@ -94,22 +108,22 @@ class ImageFetcher:
         scheme = parts.scheme.lower()
         if scheme in ("http", "https"):
             return self._fetch_url(image_ref)
-        if scheme == "file":
-            return self._fetch_local(Path(url2pathname(parts.path)))
-        if scheme == "":
-            return self._fetch_local(base_dir / image_ref)
+        if scheme in ("file", ""):
+            return self._fetch_local(
+                self._local_path(image_ref, url2pathname(parts.path) if scheme else None, base_dir)
+            )
         raise ImageRejected(DropReason.BAD_SCHEME, f"scheme {scheme!r} is not http, https or file")
 
     def fetch_all(
-        self, image_refs: Iterable[str], base_dir: Path, max_workers: int = 8, progress: bool = True
+        self, image_refs: Iterable[str], base_dir: Path | None, max_workers: int = 8, progress: bool = True
     ) -> dict[str, StoredImage | ImageRejected]:
         """Fetches images concurrently, each distinct reference once.
 
         Args:
             image_refs (`Iterable[str]`):
                 URLs or paths; duplicates are fetched once.
-            base_dir (`Path`):
-                Directory that relative paths are resolved against.
+            base_dir (`Path` or `None`):
+                Directory that relative paths are resolved against; `None` for a Hub table (no local files).
             max_workers (`int`, *optional*, defaults to `8`):
                 Images fetched at the same time.
             progress (`bool`, *optional*, defaults to `True`):
@@ -134,6 +148,22 @@ class ImageFetcher:
             # On Ctrl-C or an error, drop the queued fetches rather than finish them all; fetched ones are cached.
             executor.shutdown(wait=True, cancel_futures=True)
         return results
+
+    def _local_path(self, image_ref: str, file_url_path: str | None, base_dir: Path | None) -> Path:
+        if base_dir is None:
+            raise ImageRejected(
+                DropReason.LOCAL_PATH_FROM_HUB, f"a Hub dataset row names the local file {image_ref!r}; not read"
+            )
+        path = Path(file_url_path) if file_url_path is not None else base_dir / image_ref
+        if self.allow_local_paths:
+            return path
+        folder = base_dir.resolve()
+        if file_url_path is not None or Path(image_ref).is_absolute() or folder not in path.resolve().parents:
+            raise ImageRejected(
+                DropReason.LOCAL_PATH_OUTSIDE_TABLE,
+                f"{image_ref!r} is outside the table's folder {folder}; pass --allow_local_paths to read it",
+            )
+        return path
 
     def _fetch_local(self, path: Path) -> StoredImage:
         if not path.is_file():

@@ -38,6 +38,7 @@ def prepare_catalogue(
     stratify_by: str = "category3_code",
     fetch_settings: FetchSettings | None = None,
     max_workers: int = 8,
+    allow_local_paths: bool = False,
     overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
@@ -69,6 +70,9 @@ def prepare_catalogue(
             Timeouts, retries and size caps for images; `FetchSettings()` by default.
         max_workers (`int`, *optional*, defaults to `8`):
             Images fetched concurrently.
+        allow_local_paths (`bool`, *optional*, defaults to `False`):
+            Let a local table name image files outside its own folder (absolute paths, `file://` URLs, `../`). Rows of
+            a Hub dataset never read local files: such a row is dropped as `local_path_from_hub`.
         overwrite (`bool`, *optional*, defaults to `False`):
             Replace `output_dir` if it holds a previously prepared catalogue. Other non-empty directories are never
             replaced.
@@ -84,14 +88,14 @@ def prepare_catalogue(
         raise ValueError(f"stratify_by must be one of {STRATIFY_FIELDS}, got {stratify_by!r}.")
     # Fail on bad arguments before spending time on downloads.
     check_split_fractions(validation_fraction, test_fraction)
-    check_output_dir(output_dir, overwrite)
+    check_output_dir(output_dir, overwrite, inputs=[source])
     fetch_settings = fetch_settings or FetchSettings()
 
     table = load_source(source, column_mapping=column_mapping, split=split)
     logger.info("Read %d rows from %s", len(table.rows), source)
     rows, dropped = clean_rows(row | {"source_row": index} for index, row in enumerate(table.rows))
 
-    fetcher = ImageFetcher(fetch_settings, ImageCache(cache_dir))
+    fetcher = ImageFetcher(fetch_settings, ImageCache(cache_dir), allow_local_paths=allow_local_paths)
     images = fetcher.fetch_all((row["image_url"] for row in rows), table.base_dir, max_workers, progress)
     rows_with_images = []
     for row in rows:
@@ -123,8 +127,8 @@ def prepare_catalogue(
         "images": {"downloaded": 0, "from_cache": 0, "local_file": 0} | dict(fetcher.counts),
     }
     manifest = save_catalogue(output_dir, rows, split_indices, manifest, dropped, overwrite=overwrite)
-    if not rows:
-        logger.warning("No row of %s was usable; every split is empty. See %s/dropped.jsonl.", source, output_dir)
+    for warning in manifest["warnings"]:
+        logger.warning("%s: %s", output_dir, warning)
     logger.info(
         "Kept %s of %d rows; dropped %s (reasons in %s/dropped.jsonl)",
         manifest["rows_kept"],

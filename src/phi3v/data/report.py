@@ -21,6 +21,8 @@ class DropReason(StrEnum):
     BAD_SCHEME = "bad_scheme"  # anything but http, https, file or a plain local path
     BAD_URL = "bad_url"  # an http(s) URL requests cannot parse
     FILE_NOT_FOUND = "file_not_found"
+    LOCAL_PATH_FROM_HUB = "local_path_from_hub"  # a Hub dataset row names a local path or file:// URL: never read
+    LOCAL_PATH_OUTSIDE_TABLE = "local_path_outside_table"  # absolute, file:// or ../ without --allow_local_paths
     HTTP_404 = "http_404"
     HTTP_ERROR = "http_error"  # any other HTTP status, still failing after the retries; too many redirects
     TIMEOUT = "timeout"  # connect or read timeout, still failing after the retries

@@ -45,14 +45,14 @@ class SourceTable:
         rows (`list[dict]`):
             One dict per source row, in source order, keyed by `CATALOGUE_FIELDS`. Values are as read (strings,
             numbers or `None`); cleaning parses them.
-        base_dir (`Path`):
-            Directory that relative local image paths are resolved against: the table file's directory, or the current
-            directory for a Hub dataset.
+        base_dir (`Path` or `None`):
+            Directory that relative local image paths are resolved against: the table file's directory. `None` for a
+            Hub dataset, whose rows may not name local files.
     """
 
     description: dict
     rows: list[dict]
-    base_dir: Path
+    base_dir: Path | None
 
 
 def resolve_column_mapping(column_mapping: Mapping[str, str] | None) -> dict[str, str]:
@@ -89,7 +89,7 @@ def load_source(
         base_dir = path.resolve().parent
     else:
         records, description = _read_hub_dataset(str(source), split)
-        base_dir = Path.cwd()
+        base_dir = None
 
     if not records:
         raise ValueError(f"Source {source} has no rows.")

@@ -5,6 +5,7 @@ output_dir/
     dataset_dict.json, train/, validation/, test/   # `DatasetDict.save_to_disk`; load with `datasets.load_from_disk`
     manifest.json                                  # source, fingerprint, counts per split and per drop reason, command
     dropped.jsonl                                  # one line per dropped source row, with its reason
+    .phi3v-output.json                             # marks the directory as this project's catalogue
 ```
 """
 
@@ -17,12 +18,15 @@ from pathlib import Path
 
 import datasets
 
+from phi3v import outputs
+
 from .report import DroppedRow
 from .splits import SPLIT_NAMES
 
 
 MANIFEST_NAME = "manifest.json"
 DROPPED_NAME = "dropped.jsonl"
+CATALOGUE_KIND = "catalogue"
 
 CATALOGUE_FEATURES = datasets.Features(
     {
@@ -40,27 +44,17 @@ CATALOGUE_FEATURES = datasets.Features(
 )
 
 
-def check_output_dir(output_dir: str | Path, overwrite: bool) -> None:
-    """Refuses to write where it would destroy something.
+def check_output_dir(output_dir: str | Path, overwrite: bool, inputs: Sequence[str | Path | None] = ()) -> None:
+    """Refuses to write where it would destroy something (`phi3v.outputs.check_output_dir` for catalogues).
 
     An existing non-empty `output_dir` is only replaced with `overwrite=True`, and only when it holds a previously
-    prepared catalogue (a `manifest.json`): a directory a user made for something else is never deleted.
+    prepared catalogue: a directory a user made for something else is never deleted. An output that is, holds or lies
+    inside one of `inputs` (e.g. the source table) is refused.
 
     Raises:
         `FileExistsError`: when `output_dir` exists and may not be replaced.
     """
-    output_dir = Path(output_dir)
-    if output_dir.exists() and not output_dir.is_dir():
-        raise FileExistsError(f"Output path {output_dir} exists and is not a directory.")
-    if not output_dir.exists() or not any(output_dir.iterdir()):
-        return
-    if not overwrite:
-        raise FileExistsError(f"Output directory {output_dir} is not empty; pass --overwrite to replace it.")
-    if not (output_dir / MANIFEST_NAME).is_file():
-        raise FileExistsError(
-            f"Output directory {output_dir} is not empty and has no {MANIFEST_NAME}, so it was not written by this "
-            "script; refusing to delete it even with --overwrite. Choose another directory."
-        )
+    outputs.check_output_dir(output_dir, overwrite, inputs, kind=CATALOGUE_KIND)
 
 
 def save_catalogue(
@@ -82,7 +76,7 @@ def save_catalogue(
             Row indices for each of `SPLIT_NAMES`, e.g. from `split_by_product_code`.
         manifest (`dict`):
             Manifest fields: `rows_in` (the number of source rows) and anything else to record (source, command,
-            settings...). `rows_kept` and `rows_dropped` are added here.
+            settings...). `rows_kept`, `rows_dropped` and `warnings` (empty splits) are added here.
         dropped (`Sequence[DroppedRow]`):
             Every source row that is not kept.
         overwrite (`bool`, *optional*, defaults to `False`):
@@ -105,6 +99,7 @@ def save_catalogue(
     manifest = manifest | {
         "rows_kept": {name: len(split_indices[name]) for name in SPLIT_NAMES},
         "rows_dropped": dict(sorted(Counter(str(row.reason) for row in dropped).items())),
+        "warnings": empty_split_warnings({name: len(split_indices[name]) for name in SPLIT_NAMES}),
     }
 
     dataset_dict = datasets.DatasetDict(
@@ -122,12 +117,24 @@ def save_catalogue(
             json.dumps(row.to_json_dict()) + "\n" for row in sorted(dropped, key=lambda row: row.source_row)
         ]
         (staged / DROPPED_NAME).write_text("".join(report_lines))
+        outputs.mark_output_dir(staged, CATALOGUE_KIND, written_by="phi3v.data.storage.save_catalogue")
         if output_dir.exists():  # empty, or a prepared catalogue that `check_output_dir` allowed us to replace
             shutil.rmtree(output_dir)
         staged.rename(output_dir)
     finally:
         shutil.rmtree(staging_dir, ignore_errors=True)
     return manifest
+
+
+def empty_split_warnings(rows_kept: dict[str, int]) -> list[str]:
+    """One warning per empty split (a run that trains or evaluates on it would fail or mean nothing)."""
+    if not any(rows_kept.values()):
+        return ["every split is empty: no source row was usable (see dropped.jsonl)"]
+    return [
+        f"split {name!r} is empty: too few products for its fraction; use more products or a larger fraction"
+        for name, count in rows_kept.items()
+        if count == 0
+    ]
 
 
 def _to_dataset(rows: Sequence[dict]) -> datasets.Dataset:

@@ -8,7 +8,8 @@ Written into the output directory:
   for every generated system, the raw `answer` and its `scores` (the first is the headline metric; higher is better).
   Catalogue lines also carry the `truth` (the template's columns) and, per system, the `parsed` fields and `errors`;
 - `report.md`: the table of every system side by side, how to read it, and the plots;
-- `price_scatter_<system>.png` (catalogue with prices): predicted against true price, log axes.
+- `price_scatter_<system>.png` (catalogue with prices): predicted against true price, log axes;
+- `.phi3v-output.json`: marks the directory as this project's evaluation output (`phi3v.outputs`).
 """
 
 import re
@@ -19,10 +20,12 @@ import numpy as np
 
 from phi3v.evaluation.metrics import answer_scores
 from phi3v.evaluation.report import plot_price_scatter, write_metrics_json, write_predictions_jsonl, write_report
+from phi3v.outputs import mark_output_dir
 from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import answer_errors, score_catalogue
 
 
+EVALUATION_KIND = "evaluation"
 CONVERSATION_METRICS_EXPLAINED = """\
 Each answer is compared with its reference(s), the best over them: `exact_match` after stripping spaces and trailing
 dots, casefolding and collapsing whitespace on both sides; `edit_similarity` is 1 - normalised Levenshtein distance
@@ -55,7 +58,8 @@ def write_conversation_results(
     """Scores every system's answers against each item's references and writes the files of the module docstring.
 
     Args:
-        output_dir (`str` or `Path`): where to write; created if needed.
+        output_dir (`str` or `Path`): where to write; created if needed, and marked as this project's evaluation
+            output (`phi3v.outputs`).
         items (`Sequence[Mapping]`): the evaluated items (`id`, `prompt` messages, `references`), in answer order.
         answers_by_system (`Mapping[str, Sequence[str]]`): system name -> one generated answer per item.
         task_metric (`tuple`, *optional*): `(name, metric(prediction, references))` of the task, e.g. ANLS; it comes
@@ -66,7 +70,7 @@ def write_conversation_results(
     Returns:
         `dict[str, dict]`: system name -> metrics, as written to `metrics.json`.
     """
-    output_dir = Path(output_dir)
+    output_dir = mark_output_dir(output_dir, EVALUATION_KIND, written_by="scripts/evaluate.py")
     scores_by_system = {}
     for name, answers in answers_by_system.items():
         scores_by_system[name] = [
@@ -111,7 +115,8 @@ def write_catalogue_results(
     module docstring, baselines included.
 
     Args:
-        output_dir (`str` or `Path`): where to write; created if needed.
+        output_dir (`str` or `Path`): where to write; created if needed, and marked as this project's evaluation
+            output (`phi3v.outputs`).
         rows (`Sequence[Mapping]`): the evaluated catalogue rows (without images), in answer order.
         answers_by_system (`Mapping[str, Sequence[str]]`): system name -> one generated answer per row.
         baselines (`Mapping[str, Mapping]`): baseline name -> metrics (`phi3v.tasks.catalogue.metrics`).
@@ -122,7 +127,7 @@ def write_catalogue_results(
     Returns:
         `dict[str, dict]`: system name -> metrics, as written to `metrics.json`.
     """
-    output_dir = Path(output_dir)
+    output_dir = mark_output_dir(output_dir, EVALUATION_KIND, written_by="scripts/evaluate.py")
     fields = template.fields
     parsed_by_system = {name: [template.parse(a) for a in answers] for name, answers in answers_by_system.items()}
     metrics_by_system, plots = {}, []

@@ -14,12 +14,13 @@ Example:
 ```
 """
 
-import json
 from pathlib import Path
 
 import torch
-from peft import PeftModel
+from peft import PeftConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoProcessor
+
+from phi3v.checks import check_local_path, looks_like_local_path
 
 
 ADAPTER_CONFIG_NAME = "adapter_config.json"
@@ -49,7 +50,7 @@ def adapter_base_model(adapter_dir: str | Path, base_model: str | None = None) -
     """
     if base_model:
         return str(base_model)
-    recorded = json.loads((Path(adapter_dir) / ADAPTER_CONFIG_NAME).read_text()).get("base_model_name_or_path")
+    recorded = PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
     if not recorded:
         raise ValueError(
             f"{adapter_dir}/{ADAPTER_CONFIG_NAME} has no base_model_name_or_path; pass the base model explicitly."
@@ -76,6 +77,53 @@ def load_merged(path: str | Path, **model_kwargs):
         return AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
     base = load_merged(adapter_base_model(path), **model_kwargs)
     return PeftModel.from_pretrained(base, path).merge_and_unload()
+
+
+def check_model_path(path: str | Path, base_model: str | None = None, what: str = "Model") -> None:
+    """Checks, before anything loads, that a model path exists and, for an adapter, that its base does.
+
+    A local-looking path that does not exist, a directory that is neither a checkpoint (`config.json`) nor an adapter,
+    an adapter whose recorded base (`base_model_name_or_path` in `adapter_config.json`) has moved, and a `base_model`
+    given for a full checkpoint are each reported by name; a Hub id is left to `from_pretrained`.
+
+    Args:
+        path (`str` or `Path`): a checkpoint directory, an adapter directory or a Hub id.
+        base_model (`str`, *optional*): the base given on the command line for an adapter (`--base_model`).
+        what (`str`, *optional*, defaults to `"Model"`): what `path` is, for the messages.
+
+    Raises:
+        `FileNotFoundError` or `ValueError`: naming the path and what to pass instead.
+    """
+    check_local_path(path, what)
+    if not Path(path).is_dir():
+        if Path(path).exists():
+            raise ValueError(f"{what} {path} is a file; give the checkpoint's directory or a Hub id.")
+        if base_model:
+            raise ValueError(f"--base_model is for a LoRA adapter directory, and {what.lower()} {path} is not one.")
+        return
+    if is_adapter_dir(path):
+        if base_model:
+            check_model_path(base_model, what="Base model (--base_model)")
+            return
+        base = adapter_base_model(path)
+        if is_adapter_dir(base):  # a DPO adapter over an SFT adapter: check down the chain
+            check_model_path(base, what=f"The base of {what.lower()} {path}")
+            return
+        if looks_like_local_path(base) and not (Path(base) / "config.json").is_file():
+            state = "does not exist" if not Path(base).exists() else "holds no config.json"
+            raise FileNotFoundError(
+                f"{what} {path} is a LoRA adapter whose base model {base} (base_model_name_or_path in "
+                f"{Path(path) / ADAPTER_CONFIG_NAME}) {state}; pass --base_model with the base checkpoint's path."
+            )
+        return
+    if base_model:
+        raise ValueError(
+            f"--base_model is for a LoRA adapter directory; {path} is a full checkpoint (no {ADAPTER_CONFIG_NAME})."
+        )
+    if not (Path(path) / "config.json").is_file():
+        raise FileNotFoundError(
+            f"{what} {path} is a directory with neither config.json nor {ADAPTER_CONFIG_NAME}: not a checkpoint."
+        )
 
 
 def load_for_inference(

@@ -27,6 +27,7 @@ from phi3v.inference.loading import (
     root_checkpoint,
 )
 from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.outputs import user_entries
 
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -58,7 +59,7 @@ def merge_lora(
     adapter_dir, output_dir = Path(adapter_dir), Path(output_dir)
     if not is_adapter_dir(adapter_dir):
         raise ValueError(f"{adapter_dir} is not a PEFT adapter directory (no adapter_config.json).")
-    if output_dir.exists() and any(output_dir.iterdir()):
+    if user_entries(output_dir):  # empty but for this project's marker
         raise FileExistsError(f"{output_dir} is not empty; refusing to overwrite it.")
     base = adapter_base_model(adapter_dir, base_model)
     checkpoint = root_checkpoint(base)  # a DPO adapter's base may be an SFT adapter: its checkpoint is further down

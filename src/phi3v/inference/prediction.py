@@ -13,7 +13,7 @@ Example:
 import csv
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -24,6 +24,8 @@ from phi3v.tasks.catalogue import DEFAULT_QUESTION, AnswerTemplate, prompt_messa
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
+# Errors Pillow raises for a file it cannot identify, a truncated or corrupt one, or one over its pixel limit.
+UNREADABLE_IMAGE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
 
 
 def find_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -46,6 +48,29 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
     if not paths:
         raise FileNotFoundError(f"No image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {list(map(str, inputs))}.")
     return paths
+
+
+def find_unreadable_images(paths: Sequence[Path]) -> dict[Path, str]:
+    """The image files Pillow cannot decode (0-byte, truncated, corrupt, not an image), with the reason for each.
+
+    Cheap enough to run on a whole folder before the model loads: JPEGs decode at a reduced scale (`draft`), which
+    still reads the whole file, so a truncated one is caught.
+
+    Args:
+        paths (`Sequence[Path]`): the image files, e.g. from `find_images`.
+
+    Returns:
+        `dict[Path, str]`: each unreadable path and why, in the order of `paths`.
+    """
+    unreadable = {}
+    for path in paths:
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (64, 64))
+                image.load()
+        except UNREADABLE_IMAGE_ERRORS as error:
+            unreadable[path] = f"{type(error).__name__}: {error}"
+    return unreadable
 
 
 class ImageFiles(Sequence):
@@ -76,39 +101,58 @@ def predict_images(
     paths: Sequence[Path],
     question: str = DEFAULT_QUESTION,
     template: AnswerTemplate | None = None,
+    unreadable: Mapping[Path, str] | None = None,
     **generation_kwargs,
 ) -> list[dict]:
-    """Answers every image and, for a catalogue model, reads the template's fields from the answers.
+    """Answers every readable image and, for a catalogue model, reads the template's fields from the answers; an
+    unreadable image gets a record with its `error`.
 
     Args:
         model, processor: as returned by `load_for_inference`.
         paths (`Sequence[Path]`): the image files.
         question (`str`, *optional*, defaults to `DEFAULT_QUESTION`): the question the model was trained on.
         template ([`AnswerTemplate`], *optional*): the catalogue answer template; without it only answers are given.
+        unreadable (`Mapping[Path, str]`, *optional*): files not to send to the model, with the reason (from
+            `find_unreadable_images`).
         **generation_kwargs: passed to `generate_answers` (`batch_size`, `max_new_tokens`, `num_crops`, ...).
 
     Returns:
         `list[dict]`: per image, in order: `image` (path), each template field (`None` when unreadable) and `parsed`
-        (all read) for a catalogue model, and the raw `answer`.
+        (all read) for a catalogue model, the raw `answer` and `error` (`None`, or why the file could not be read).
     """
-    prompts = [build_prompt(processor, prompt_messages(question))] * len(paths)
-    answers = generate_answers(model, processor, prompts, ImageFiles(paths), **generation_kwargs)
-    records = []
-    for path, answer in zip(paths, answers, strict=True):
+    unreadable = unreadable or {}
+    readable = [path for path in paths if path not in unreadable]
+    prompts = [build_prompt(processor, prompt_messages(question))] * len(readable)
+    answers = (
+        generate_answers(model, processor, prompts, ImageFiles(readable), **generation_kwargs) if readable else []
+    )
+    fields = dict.fromkeys(template.fields) | {"parsed": False} if template is not None else {}
+    records, readable_answers = [], iter(answers)
+    for path in paths:
+        if path in unreadable:
+            records.append({"image": str(path), **fields, "answer": None, "error": unreadable[path]})
+            continue
+        answer = next(readable_answers)
         record = {"image": str(path)}
         if template is not None:
-            fields = template.parse(answer)
-            record |= fields | {"parsed": None not in fields.values()}
-        records.append(record | {"answer": answer})
+            parsed = template.parse(answer)
+            record |= parsed | {"parsed": None not in parsed.values()}
+        records.append(record | {"answer": answer, "error": None})
     return records
 
 
 def format_table(records: Sequence[dict]) -> str:
-    """A plain text table of the records (the image, then the template's fields, or the answer), for a terminal."""
-    header = [name for name in records[0] if name not in ("parsed", "answer")] if records else ["image"]
+    """A plain text table of the records (the image, then the template's fields, or the answer), for a terminal; an
+    unreadable image says so."""
+    header = [name for name in records[0] if name not in ("parsed", "answer", "error")] if records else ["image"]
     if header == ["image"]:
         header.append("answer")
-    body = [[_cell(record[name]) for name in header] for record in records]
+    body = [
+        [record["image"], "(unreadable image)"] + ["-"] * (len(header) - 2)
+        if record.get("error")
+        else [_cell(record[name]) for name in header]
+        for record in records
+    ]
     widths = [max(len(row[column]) for row in [header, *body]) for column in range(len(header))]
     lines = [[cell.ljust(width) for cell, width in zip(row, widths, strict=True)] for row in [header, *body]]
     lines.insert(1, ["-" * width for width in widths])

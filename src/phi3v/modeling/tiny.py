@@ -14,6 +14,8 @@ from tokenizers.models import BPE
 from tokenizers.trainers import BpeTrainer
 from transformers import GenerationConfig, PreTrainedTokenizerFast
 
+from phi3v.outputs import user_entries
+
 from .configuration_phi3_v import Phi3VConfig
 from .image_processing_phi3_v import Phi3VImageProcessor
 from .modeling_phi3_v import Phi3VForCausalLM
@@ -123,7 +125,7 @@ def make_tiny_checkpoint(output_dir: str | Path, num_crops: int = 4, seed: int =
         seed (`int`, *optional*, defaults to 0): seed of the random weights.
     """
     output_dir = Path(output_dir)
-    if output_dir.exists() and any(output_dir.iterdir()):
+    if user_entries(output_dir):  # empty but for this project's marker
         raise FileExistsError(f"{output_dir} is not empty; refusing to overwrite it")
     tokenizer = build_tiny_tokenizer()
     vocab_size = (len(tokenizer) + 63) // 64 * 64  # padded like Phi-3's 32064

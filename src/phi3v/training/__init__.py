@@ -2,7 +2,7 @@
 encoder behind the SFT and preference collators, length grouping and the W&B predictions table."""
 
 from .callbacks import PredictionsTableCallback
-from .cli import last_checkpoint, parse_recipe, setup_logging
+from .cli import parse_recipe, setup_logging
 from .collator import Phi3VSFTCollator
 from .configs import (
     LANGUAGE_MODEL_LORA_TARGETS,
@@ -15,6 +15,7 @@ from .data import training_task
 from .length_grouping import add_length_column, padding_share
 from .model_loading import freeze_parts, load_model, load_processor, load_sft_model, lora_config
 from .preference_collator import Phi3VPreferenceCollator
+from .resume import start_or_resume
 from .saving import append_usage, save_run
 
 
@@ -30,7 +31,6 @@ __all__ = [
     "add_length_column",
     "append_usage",
     "freeze_parts",
-    "last_checkpoint",
     "load_model",
     "load_processor",
     "load_sft_model",
@@ -39,5 +39,6 @@ __all__ = [
     "parse_recipe",
     "save_run",
     "setup_logging",
+    "start_or_resume",
     "training_task",
 ]

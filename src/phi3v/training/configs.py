@@ -46,6 +46,9 @@ class Phi3VScriptArguments(ScriptArguments):
         eval_predictions (`int`, *optional*, defaults to `8`):
             Validation rows whose generated answers the W&B predictions table shows at each evaluation (only with
             `report_to: wandb`); 0 turns the table off.
+        overwrite_output_dir (`bool`, *optional*, defaults to `False`):
+            Delete the earlier run in `output_dir` (only in a directory this project created) and start fresh,
+            instead of resuming it (same recipe) or refusing (another recipe). See `phi3v.training.resume`.
     """
 
     dataset_format: str = field(
@@ -75,6 +78,13 @@ class Phi3VScriptArguments(ScriptArguments):
             "(only with `report_to: wandb`); 0 turns the table off."
         },
     )
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Delete the earlier run in `output_dir` (only in a directory this project created) and start "
+            "fresh, instead of resuming it (same recipe) or refusing (another recipe)."
+        },
+    )
 
 
 @dataclass
@@ -96,6 +106,9 @@ class Phi3VModelConfig(ModelConfig):
         lora_target_modules (`list[str]`, *optional*, defaults to the language model's linear layers):
             Module names (or dotted suffixes) that get LoRA adapters. Add `q_proj k_proj v_proj out_proj fc1 fc2` for
             the vision tower and `img_projection.0 img_projection.2` for the projector. Every name must match a module.
+        base_model (`str`, *optional*):
+            DPO from an SFT LoRA adapter only: the base checkpoint to merge it into, overriding
+            `base_model_name_or_path` in its `adapter_config.json` (e.g. the base has moved).
     """
 
     num_crops: int | None = field(
@@ -122,5 +135,12 @@ class Phi3VModelConfig(ModelConfig):
             "help": "Module names (or dotted suffixes) that get LoRA adapters; defaults to the language model's "
             "`qkv_proj o_proj gate_up_proj down_proj`. Add `q_proj k_proj v_proj out_proj fc1 fc2` for the vision "
             "tower and `img_projection.0 img_projection.2` for the projector."
+        },
+    )
+    base_model: str | None = field(
+        default=None,
+        metadata={
+            "help": "DPO from an SFT LoRA adapter only: the base checkpoint to merge it into, overriding "
+            "`base_model_name_or_path` in its `adapter_config.json`."
         },
     )

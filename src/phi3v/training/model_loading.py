@@ -137,7 +137,8 @@ def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArgument
     disabled the model is exactly the SFT model, which TRL uses as the reference (no second copy in memory).
 
     Args:
-        model_args ([`Phi3VModelConfig`]): `model_name_or_path` is the SFT output directory (model or adapter).
+        model_args ([`Phi3VModelConfig`]): `model_name_or_path` is the SFT output directory (model or adapter);
+            `base_model`, when set, overrides an adapter's recorded base.
         training_args ([`~transformers.TrainingArguments`]): passed on to [`load_model`].
     """
     path = model_args.model_name_or_path
@@ -145,7 +146,7 @@ def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArgument
         return load_model(model_args, training_args)
     if model_args.load_in_4bit or model_args.load_in_8bit:
         raise ValueError("Merge the SFT adapter first (scripts/merge_lora.py), then start QLoRA DPO from the merge.")
-    base = adapter_base_model(path)
+    base = adapter_base_model(path, model_args.base_model)
     logger.info(f"Merging the SFT adapter {path} into its base {base}")
     model = load_model(replace(model_args, model_name_or_path=base, use_peft=False), training_args)
     model = PeftModel.from_pretrained(model, path).merge_and_unload()

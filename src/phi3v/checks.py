@@ -1,0 +1,73 @@
+"""Cheap checks of command-line values, run before any model or dataset loads (argparse `type=` functions included).
+
+A path is either local or a Hub id (`org/name`, or a bare `name`). A string is taken as a *local* path when it
+starts with `./`, `../`, `/` or `~`, has more than one `/`, uses the platform's separator, or when its first component
+exists here (e.g. `outputs/demo` while `outputs/` exists): such a path that does not exist is a typo or a moved
+directory, and is reported as such instead of being sent to the Hub as a malformed repo id.
+"""
+
+import argparse
+import os
+import re
+from pathlib import Path
+
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def looks_like_local_path(text: str | os.PathLike) -> bool:
+    """Whether `text` names a local path rather than a Hub id (see the module docstring)."""
+    text = os.fspath(text)
+    if Path(text).exists() or text.startswith(("./", "../", "/", "~", ".\\", "..\\")) or text in (".", ".."):
+        return True
+    if os.sep != "/" and os.sep in text:
+        return True
+    if not _HUB_ID.match(text):
+        return True
+    first, _, rest = text.partition("/")
+    return bool(rest) and Path(first).exists()
+
+
+def check_local_path(path: str | os.PathLike, what: str) -> None:
+    """Raises `FileNotFoundError` naming `path` when it looks local (see `looks_like_local_path`) and does not exist.
+
+    Args:
+        path (`str` or `os.PathLike`): the path or Hub id given by the user.
+        what (`str`): what the path is, for the message, e.g. `"Dataset"`.
+    """
+    if looks_like_local_path(path) and not Path(path).exists():
+        hint = " (`~` is not expanded inside quotes)" if os.fspath(path).startswith("~") else ""
+        existing = next((parent for parent in Path(path).parents if parent.exists()), Path("."))
+        where = (
+            ""
+            if existing in (Path("."), Path("/"))
+            else f" ({existing} exists, but not {Path(path).relative_to(existing)} inside it)"
+        )
+        raise FileNotFoundError(f"{what} {path} does not exist{where}{hint}.")
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (`--limit`, `--batch_size`...)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
+def local_or_hub_path(text: str) -> str:
+    """argparse type: a path that exists, or a Hub id; a local-looking path that does not exist is refused."""
+    try:
+        check_local_path(text, "path")
+    except FileNotFoundError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    return text
+
+
+def existing_path(text: str) -> str:
+    """argparse type: a local path that exists."""
+    if not Path(text).exists():
+        raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return text
