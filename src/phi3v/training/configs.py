@@ -35,6 +35,12 @@ class Phi3VScriptArguments(ScriptArguments):
         eval_predictions (`int`, *optional*, defaults to `8`):
             Validation images whose generated answers the W&B predictions table shows at each evaluation (only with
             `report_to: wandb`); 0 turns the table off.
+        dataset_format (`str`, *optional*, defaults to `"auto"`):
+            The layout of the dataset's rows: `the_cauldron`, `docvqa`, `llava`, ... (`phi3v.data.conversations`
+            converts each to a conversation); `auto` recognises it from the columns.
+        task (`str`, *optional*):
+            A published task whose prompt and metric the run follows: `docvqa`, `hateful_memes` or `nlvr2`
+            (`phi3v.tasks.TASKS`).
     """
 
     question: str = field(default=DEFAULT_QUESTION, metadata={"help": "The user's question, asked after the image."})
@@ -47,6 +53,19 @@ class Phi3VScriptArguments(ScriptArguments):
         metadata={
             "help": "Validation images whose generated answers the W&B predictions table shows at each evaluation "
             "(only with `report_to: wandb`); 0 turns the table off."
+        },
+    )
+    dataset_format: str = field(
+        default="auto",
+        metadata={
+            "help": "The layout of the dataset's rows: `the_cauldron`, `docvqa`, `llava`, ...; `auto` recognises it "
+            "from the columns."
+        },
+    )
+    task: str | None = field(
+        default=None,
+        metadata={
+            "help": "A published task whose prompt and metric the run follows: `docvqa`, `hateful_memes` or `nlvr2`."
         },
     )
 
@@ -70,6 +89,9 @@ class Phi3VModelConfig(ModelConfig):
         lora_target_modules (`list[str]`, *optional*, defaults to the language model's linear layers):
             Module names (or dotted suffixes) that get LoRA adapters. Add `q_proj k_proj v_proj out_proj fc1 fc2` for
             the vision tower and `img_projection.0 img_projection.2` for the projector. Every name must match a module.
+        lora_init_weights (`str`, *optional*, defaults to `"true"`):
+            PEFT's `init_lora_weights`: `true` (Kaiming-uniform A, zero B), `gaussian` (the Phi-3 Cookbook's), `pissa`,
+            `olora`, ... B starts at zero in every case but the SVD-based ones, so training starts from the base model.
     """
 
     num_crops: int | None = field(
@@ -96,5 +118,12 @@ class Phi3VModelConfig(ModelConfig):
             "help": "Module names (or dotted suffixes) that get LoRA adapters; defaults to the language model's "
             "`qkv_proj o_proj gate_up_proj down_proj`. Add `q_proj k_proj v_proj out_proj fc1 fc2` for the vision "
             "tower and `img_projection.0 img_projection.2` for the projector."
+        },
+    )
+    lora_init_weights: str = field(
+        default="true",
+        metadata={
+            "help": "PEFT's `init_lora_weights`: `true` (Kaiming-uniform A, zero B), `gaussian` (the Phi-3 Cookbook's), "
+            "`pissa`, `olora`, ..."
         },
     )
