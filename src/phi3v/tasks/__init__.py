@@ -1,6 +1,7 @@
 """Tasks: how a dataset's rows are asked, answered and scored."""
 
 from .cookbook import (
+    COOKBOOK_LORA_TARGETS,
     PUBLISHED,
     TASKS,
     DataSource,
@@ -11,4 +12,13 @@ from .cookbook import (
 )
 
 
-__all__ = ["PUBLISHED", "TASKS", "DataSource", "PublishedResult", "Task", "anls", "cookbook_accuracy"]
+__all__ = [
+    "COOKBOOK_LORA_TARGETS",
+    "PUBLISHED",
+    "TASKS",
+    "DataSource",
+    "PublishedResult",
+    "Task",
+    "anls",
+    "cookbook_accuracy",
+]

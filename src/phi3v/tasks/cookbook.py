@@ -8,9 +8,9 @@ Prompts, answers and metrics are byte-exact with the Cookbook's `finetune_hf_tra
 - Hateful Memes and NLVR2 train on the_cauldron `train[500:]` and evaluate the first turn of `train[:500]` with
   `"<|image_1|>\\n{user}"` (NLVR2: `"<|image_1|><|image_2|>\\n{user}"`) and exact-match accuracy.
 
-One difference in training is deliberate: the Cookbook's DocVQA `--full_train` draws one QA pair of an image at each
-visit (`random.choice(texts)`), so its "epoch" counts images; `from_the_cauldron` trains every QA pair of the image
-as one multi-turn conversation, which covers the same pairs in the same number of image visits.
+One difference in training is deliberate: the Cookbook's DocVQA `--full_train` draws one random QA pair of a page at
+each visit (`random.choice(texts)`), so an epoch sees each page once with one of its questions; `from_the_cauldron`
+trains every QA pair of the page as one multi-turn conversation, so an epoch sees each page once with all of them.
 """
 
 from collections.abc import Callable, Mapping
@@ -25,6 +25,13 @@ PHI35_VISION = "microsoft/Phi-3.5-vision-instruct"
 THE_CAULDRON = "HuggingFaceM4/the_cauldron"
 DOCVQA_1200 = "nielsr/docvqa_1200_examples"
 ANLS_THRESHOLD = 0.5
+# The Cookbook's LoRA targets without `--freeze_vision_model`: the language model, lm_head, CLIP and the projector.
+# fmt: off
+COOKBOOK_LORA_TARGETS = [
+    "qkv_proj", "o_proj", "gate_up_proj", "down_proj", "lm_head",
+    "q_proj", "k_proj", "v_proj", "out_proj", "fc1", "fc2", "img_projection.0", "img_projection.2",
+]
+# fmt: on
 
 
 def anls(prediction: str, answers: list[str], threshold: float = ANLS_THRESHOLD) -> float:
