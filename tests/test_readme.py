@@ -82,6 +82,7 @@ NOT_RUN = {
 RUNNERS = {
     "scripts/make_tiny_model.py",
     "scripts/make_synthetic_catalogue.py",
+    "scripts/make_reproduction_fixtures.py",
     "scripts/make_preferences.py",
     "scripts/evaluate.py",
     "scripts/predict.py",
@@ -93,6 +94,10 @@ RUNNERS = {
 # Appended to a run (argparse keeps the last value): the same code paths on less data.
 SCALE_DOWN = {
     "scripts/make_synthetic_catalogue.py": ["--num_products", "60"],
+    "scripts/make_reproduction_fixtures.py": [
+        *("--docvqa_train_rows", "4", "--docvqa_test_rows", "4", "--cauldron_docvqa_rows", "4"),
+        *("--hateful_memes_rows", "4", "--nlvr2_rows", "4"),
+    ],
     "scripts/make_preferences.py": ["--max_new_tokens", "8"],
     "scripts/evaluate.py": ["--max_new_tokens", "8"],
     "scripts/predict.py": ["--max_new_tokens", "8"],
