@@ -1,6 +1,6 @@
 """Speed of batched greedy generation against one-at-a-time generation, measured side by side in one run.
 
-Both settings answer the same products with the same model (`phi3v.evaluation.generation.generate_answers`, left
+Both settings answer the same products with the same model (`phi3v.inference.generation.generate_answers`, left
 padding, KV cache), chunk by chunk in alternating order, so that drifts in machine load hit both alike. The answers
 are checked to be identical, then the speed-up of each batch size over batch 1 (the ratio of the median times) is
 printed, and written to `--output_json` if given.
@@ -24,9 +24,10 @@ import datasets
 import torch
 
 from phi3v.data.synthetic import make_synthetic_catalogue
-from phi3v.evaluation.generation import build_prompts, generate_answers
-from phi3v.evaluation.loading import load_for_inference
+from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.loading import load_for_inference
 from phi3v.modeling.tiny import make_tiny_checkpoint
+from phi3v.tasks.catalogue import prompt_messages
 
 
 def time_generation(model, processor, prompts, images, batch_size: int, max_new_tokens: int) -> tuple[float, list]:
@@ -48,8 +49,8 @@ def main(args: argparse.Namespace) -> dict:
         model, processor = load_for_inference(model_path, dtype=args.dtype, device=args.device)
         split = datasets.load_from_disk(str(dataset_path))[args.split]
         split = split.select(range(min(args.num_samples, len(split))))
-        images = list(split["image"])  # decoded once, outside the timings
-        prompts = build_prompts(processor, len(images))
+        images = [[image] for image in split["image"]]  # decoded once, outside the timings
+        prompts = [build_prompt(processor, prompt_messages())] * len(images)
 
         # Warm-up: first calls pay for lazy initialisation (kernels, allocator) that neither setting should carry.
         for batch_size in args.batch_sizes:

@@ -5,7 +5,7 @@ and a 2:1 banner 457; at 16 crops a square photo takes 2,509, a 3:4 portrait 1,9
 padded to their longest row therefore waste compute on padding unless rows of similar length are batched together. This script counts that waste
 on a catalogue-like mix of photo shapes, for random batches and for the length-grouped order of transformers'
 `Trainer` (`get_length_grouped_indices`, the order `group_by_length` produces from our `length` column). Lengths come
-from `Phi3VDataCollator.sequence_length`, as in training: the real image geometry (336 px crops, 144 tokens each) and
+from `Phi3VSFTCollator.sequence_length`, as in training: the real image geometry (336 px crops, 144 tokens each) and
 the full chat-template conversation. No model, no network, no pixels.
 
 Run as:
@@ -16,13 +16,16 @@ Run as:
 
 import argparse
 import random
+import struct
+import zlib
 
 import torch
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from phi3v.modeling import Phi3VImageProcessor, Phi3VProcessor
 from phi3v.modeling.tiny import build_tiny_tokenizer
-from phi3v.training import Phi3VDataCollator, padding_share
+from phi3v.tasks.catalogue import to_conversation
+from phi3v.training import Phi3VSFTCollator, padding_share
 
 
 # Share of each photo shape (width:height) in the mix: mostly square and portrait packshots, a few landscape banners.
@@ -47,9 +50,22 @@ WORDS = [
 CATEGORIES = ["SCARVES", "TRENCH COATS", "CROSSBODY BAGS", "POLO SHIRTS", "BELTS", "N.A."]
 
 
+def png_header(width: int, height: int) -> bytes:
+    """The first bytes of an RGB PNG of `width` x `height`: enough for PIL to read its size, no pixel data."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", b"")
+    )
+
+
 def catalogue_rows(num_rows: int, seed: int) -> list[dict]:
     """Rows with the catalogue's columns: a photo size drawn from `SHAPES` (long side 600-2,000 px) and a title of
-    2-9 words; `image` is a stand-in, since lengths never decode it."""
+    2-9 words; `image` is a PNG file header of that size without pixels, since lengths never decode an image."""
     rng = random.Random(seed)
     rows = []
     for _ in range(num_rows):
@@ -57,9 +73,7 @@ def catalogue_rows(num_rows: int, seed: int) -> list[dict]:
         scale = long_side / max(w, h)
         rows.append(
             {
-                "image": "not decoded",
-                "image_width": round(w * scale),
-                "image_height": round(h * scale),
+                "image": {"bytes": png_header(round(w * scale), round(h * scale)), "path": None},
                 "title": " ".join(rng.choices(WORDS, k=rng.randint(2, 9))),
                 "category3_code": rng.choice(CATEGORIES),
                 "full_price": float(rng.randrange(190, 4000, 10)),
@@ -85,7 +99,8 @@ def main():
     print("|---|---|---|---|---|")
     for num_crops in (4, 16):
         processor = Phi3VProcessor(Phi3VImageProcessor(num_crops=num_crops), build_tiny_tokenizer())
-        lengths = [Phi3VDataCollator(processor).sequence_length(row) for row in rows]
+        collator = Phi3VSFTCollator(processor, to_conversation=to_conversation)
+        lengths = [collator.sequence_length(row) for row in rows]
         generator = torch.Generator().manual_seed(args.seed)
         random_order = torch.randperm(len(rows), generator=generator).tolist()
         grouped_order = get_length_grouped_indices(

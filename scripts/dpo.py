@@ -1,7 +1,8 @@
 # Copyright 2026 The phi3v-recipes authors. Licensed under the Apache License, Version 2.0.
-"""Direct Preference Optimization of a fine-tuned Phi-3-Vision: prefer the true price, category and title over the
-model's own plausible wrong answers. Starts from the SFT output (a model, a merged model or a LoRA adapter); the
-reference model is that SFT model.
+"""Direct Preference Optimization of a fine-tuned Phi-3-Vision on preference pairs in TRL's format (`images` +
+`prompt` / `chosen` / `rejected`, e.g. `HuggingFaceH4/rlaif-v_formatted`, or `scripts/make_preferences.py`'s pairs,
+which prefer the true price, category and title over the SFT model's own plausible wrong answers). Starts from the
+SFT output (a model, a merged model or a LoRA adapter); the reference model is that SFT model.
 
 Usage:
 
@@ -14,35 +15,41 @@ Usage:
     # CPU smoke run on the smoke SFT output (`make demo-dpo`)
     python scripts/dpo.py recipes/smoke-dpo.yaml
 
-With `use_peft`, a new adapter trains on top of the SFT model (an SFT adapter is merged in memory first) and the
-reference is the same model with the adapter disabled; without it, TRL keeps a frozen copy as the reference.
+With `use_peft`, a new adapter trains on top of the SFT model (an SFT adapter is merged in memory first), the
+reference is the same model with the adapter disabled, and the output is that adapter, whose base is the SFT output
+(`scripts/merge_lora.py` merges the chain); without it, TRL keeps a frozen copy as the reference. Pairs longer than
+`max_length` are dropped before training, with a count. Re-running the same command resumes from the last checkpoint.
 """
 
 import logging
-import os
 
-import datasets
 from transformers import set_seed
 from trl import DPOConfig, DPOTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.data.image_columns import undecoded
+from phi3v.data.loading import load_splits
+from phi3v.inference.items import preference_items
+from phi3v.tasks.catalogue import AnswerTemplate
+from phi3v.tasks.config import TaskConfig, load_task_config
 from phi3v.training import (
-    Phi3VDataCollator,
     Phi3VModelConfig,
+    Phi3VPreferenceCollator,
     Phi3VScriptArguments,
     PredictionsTableCallback,
+    add_length_column,
     last_checkpoint,
     load_processor,
+    load_sft_model,
     lora_config,
     parse_recipe,
+    save_run,
     setup_logging,
 )
-from phi3v.training.preference_collator import Phi3VPreferenceCollator
-from phi3v.training.sft_start import load_sft_model
 
 
 logger = logging.getLogger(__name__)
+PAIR_COLUMNS = {"prompt", "chosen", "rejected"}
 
 
 def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args: Phi3VModelConfig):
@@ -55,18 +62,31 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     checkpoint = last_checkpoint(training_args)
 
     ################
+    # Preference pairs: checked before the model loads
+    ################
+    use_eval = training_args.eval_strategy != "no"
+    split_names = [script_args.dataset_train_split] + ([script_args.dataset_test_split] if use_eval else [])
+    splits = load_splits(script_args.dataset_name, split_names, script_args.dataset_config)
+    columns = splits[script_args.dataset_train_split].column_names
+    if not PAIR_COLUMNS <= set(columns):
+        raise ValueError(
+            f"{script_args.dataset_name} has columns {sorted(columns)}, not preference pairs ({sorted(PAIR_COLUMNS)} "
+            "plus `images`). Build pairs from a catalogue with `python scripts/make_preferences.py --dataset ... "
+            "--model <SFT output> --output ...`."
+        )
+    # What the SFT model was trained for carries over to the DPO model.
+    task_config = load_task_config(model_args.model_name_or_path) or TaskConfig(dataset_format="conversational")
+
+    ################
     # SFT model (the policy's start and the reference), processor and collator
     ################
     processor = load_processor(model_args)
     model = load_sft_model(model_args, training_args)
     collator = Phi3VPreferenceCollator(processor, max_length=training_args.max_length)
-
-    ################
-    # Preference pairs from scripts/make_preferences.py
-    ################
-    dataset = datasets.load_from_disk(script_args.dataset_name)
-    train_dataset = dataset[script_args.dataset_train_split]
-    eval_dataset = dataset[script_args.dataset_test_split] if training_args.eval_strategy != "no" else None
+    train_dataset = add_length_column(splits[script_args.dataset_train_split], collator, training_args.max_length)
+    eval_dataset = None
+    if use_eval:
+        eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)
 
     ################
     # Trainer
@@ -74,10 +94,9 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     training_args.remove_unused_columns = False  # the collator reads `images`, `prompt`, `chosen` and `rejected`
     callbacks = []
     if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
-        pairs = eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset))))
-        rows = [dict(pair, image=pair["images"][0]) for pair in pairs]
-        table_collator = Phi3VDataCollator(processor, script_args.question, script_args.answer_template)
-        callbacks.append(PredictionsTableCallback(table_collator, rows))
+        pairs = undecoded(eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset)))))
+        template = AnswerTemplate(task_config.answer_template) if task_config.task == "catalogue" else None
+        callbacks.append(PredictionsTableCallback(processor, preference_items(pairs), template))
     trainer = DPOTrainer(
         model=model,
         args=training_args,
@@ -101,25 +120,26 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     trainer.save_state()
 
     ##################################
-    # Save model, processor and model card
+    # Save model, processor, task config and model card
     ##################################
     logger.info("*** Save model ***")
-    policy = trainer.accelerator.unwrap_model(trainer.model)
-    policy.config.use_cache = True
-    policy.generation_config.eos_token_id = stop_token_ids(processor.tokenizer)
-    if model_args.use_peft:
-        # The DPO adapter sits on the SFT model merged in memory; save the merge so the output stands alone.
-        policy = policy.merge_and_unload()
-    if trainer.accelerator.is_main_process:
-        policy.save_pretrained(training_args.output_dir)
-        processor.save_pretrained(training_args.output_dir)
-        policy.generation_config.save_pretrained(training_args.output_dir)
-        trainer.create_model_card(
-            model_name=os.path.basename(os.path.normpath(training_args.output_dir)),
-            dataset_name=script_args.dataset_name,
-            tags=["phi3-v", "vision-language", "product-catalogue", "dpo"],
-        )
-    logger.info(f"Model, processor and model card saved to {training_args.output_dir}")
+    save_run(
+        trainer, processor, task_config, script_args, ["phi3-v", "vision-language", task_config.task, "dpo"], "dpo.py"
+    )
+
+    ##########
+    # Evaluate
+    ##########
+    if training_args.do_eval and eval_dataset is not None:
+        logger.info("*** Evaluate ***")
+        metrics = trainer.evaluate()
+        metrics["eval_samples"] = len(eval_dataset)
+        trainer.log_metrics("eval", metrics)
+        trainer.save_metrics("eval", metrics)
+
+    if training_args.push_to_hub:
+        logger.info("Pushing to hub...")
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
     trainer.end()
 
 

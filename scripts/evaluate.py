@@ -1,12 +1,21 @@
-"""Evaluate models (base, LoRA adapter or merged) on a split of a prepared catalogue, side by side with baselines.
+"""Evaluate models (base, LoRA adapter or merged) on a split of any image-text dataset, side by side with controls.
 
-Each model answers every product of the split by batched greedy generation; its blank-image control answers the
-same prompts with a plain grey picture instead of the photo. The baselines (the training split's median price, and
-the median price of the true category) need no model. One report compares them all.
+Each model answers every row by batched greedy generation: for a conversational dataset, its last assistant turn from
+the conversation before it (scored by exact match and edit similarity, plus the task's own metric for a published
+task); for a catalogue, the product question, parsed with the model's answer template and scored per field beside
+the median-price baselines. Each model's blank-image control answers the same prompts with plain grey pictures
+instead of the photos. What the model was trained on (task, dataset layout, question, answer template) is read from
+`phi3v_task.json` beside it, so no extra flag is needed; flags override it.
 
 Run as (CPU, the demo's smoke run on the synthetic test split):
 
     python scripts/evaluate.py --dataset data/synthetic --model smoke=outputs/demo --output_dir outputs/demo-eval
+
+Any dataset layout and split slice, e.g. the LLaVA JSON file a model was trained on (`scripts/sft.py`'s own-data
+example), on the rows it held out:
+
+    python scripts/evaluate.py --dataset my_data/llava.json --split "train[90%:]" --model outputs/my-run \
+        --output_dir outputs/my-eval
 
 Several models in one report, on 8 GPUs, logged to W&B (project and entity from WANDB_PROJECT / WANDB_ENTITY):
 
@@ -14,8 +23,8 @@ Several models in one report, on 8 GPUs, logged to W&B (project and entity from 
         --model sft=outputs/phi3v-burberry dpo=outputs/phi3v-burberry-dpo --output_dir outputs/eval-burberry \
         --report_to wandb
 
-Writes `metrics.json`, `predictions.jsonl`, `report.md` and `price_scatter_*.png` to `--output_dir` (described in
-`phi3v.evaluation.results`) and prints the report table.
+Writes `metrics.json`, `predictions.jsonl`, `report.md` (and `price_scatter_*.png` for a catalogue) to `--output_dir`
+(described in `phi3v.evaluation.results`) and prints the report table.
 """
 
 import argparse
@@ -23,17 +32,24 @@ import functools
 import gc
 import shlex
 import sys
+from dataclasses import replace
 from pathlib import Path
 
-import datasets
 import torch
 from accelerate import Accelerator
 
-from phi3v.data.formatting import DEFAULT_QUESTION
-from phi3v.evaluation.generation import build_prompts, generate_answers_distributed, grey_image
-from phi3v.evaluation.loading import load_for_inference
+import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.data.formats import FORMATS, row_converter
+from phi3v.data.image_columns import undecoded
+from phi3v.data.loading import load_splits
 from phi3v.evaluation.report import format_report_table
-from phi3v.evaluation.results import baseline_metrics, blank_control_name, write_results
+from phi3v.evaluation.results import blank_control_name, write_catalogue_results, write_conversation_results
+from phi3v.inference.generation import build_prompt, generate_answers_distributed, grey_images
+from phi3v.inference.items import catalogue_items, conversation_items
+from phi3v.inference.loading import load_for_inference
+from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
+from phi3v.tasks.catalogue.metrics import baseline_metrics
+from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_config
 
 
 def parse_model_specs(specs: list[str]) -> dict[str, str]:
@@ -48,29 +64,56 @@ def parse_model_specs(specs: list[str]) -> dict[str, str]:
     return models
 
 
+def task_config(args: argparse.Namespace, model_paths: list[str]) -> TaskConfig:
+    """The models' saved task config (they must agree), overridden by the flags that were given."""
+    saved = {load_task_config(path) for path in model_paths} - {None}
+    if len(saved) > 1:
+        raise ValueError(
+            f"The models were trained for different tasks: {sorted(map(str, saved))}; evaluate them apart."
+        )
+    config = saved.pop() if saved else TaskConfig()
+    overrides = {key: getattr(args, key) for key in ("task", "dataset_format", "question", "answer_template")}
+    return replace(config, **{key: value for key, value in overrides.items() if value is not None})
+
+
 def main(args: argparse.Namespace) -> None:
     ################
-    # Setup
+    # Setup: cheap checks first
     ################
     models = parse_model_specs(args.model)
     output_dir = Path(args.output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise FileExistsError(f"--output_dir {output_dir} exists and is not a directory.")
     if output_dir.is_dir() and any(output_dir.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{output_dir} is not empty; pass --overwrite to write into it anyway.")
     accelerator = Accelerator(cpu=args.device == "cpu")
     if args.device is not None and accelerator.num_processes > 1:
         raise ValueError("--device is for single-process runs; accelerate assigns one device per process.")
     device = args.device or accelerator.device
+    config = task_config(args, list(models.values()))
 
     ################
-    # Load dataset
+    # Dataset: the rows asked (images stay undecoded until their batch), and what the answers are scored against
     ################
-    catalogue = datasets.load_from_disk(args.dataset)
-    split = catalogue[args.split]
+    split = load_splits(args.dataset, [args.split], args.dataset_config)[args.split]
     if args.limit is not None:
         split = split.select(range(min(args.limit, len(split))))
-    rows = split.remove_columns("image").to_list()
-    images = split["image"]  # decoded batch by batch during generation
-    baselines = baseline_metrics(catalogue["train"].remove_columns("image").to_list(), rows)
+    template = AnswerTemplate(config.answer_template)
+    dataset_path = Path(args.dataset)
+    image_folder = args.image_folder or (dataset_path.parent if dataset_path.is_file() else dataset_path)
+    catalogue_converter = functools.partial(to_conversation, question=config.question, template=template)
+    dataset_format, converter = row_converter(
+        config.dataset_format, split.column_names, catalogue_converter, image_folder
+    )
+    is_catalogue = dataset_format == "catalogue" and config.task in (CATALOGUE, CONVERSATION)
+    rows = list(undecoded(split))
+    if is_catalogue:
+        items = catalogue_items(rows, config.question, template)
+        text_rows = [{k: v for k, v in row.items() if k != "image"} for row in rows]
+        train_split = load_splits(args.dataset, [args.train_split], args.dataset_config)[args.train_split]
+        baselines = baseline_metrics(train_split.remove_columns("image").to_list(), text_rows, template.fields)
+    else:
+        items = conversation_items(rows, converter)
 
     ################
     # Generate
@@ -82,15 +125,17 @@ def main(args: argparse.Namespace) -> None:
         max_new_tokens=args.max_new_tokens,
         num_crops=args.num_crops,
     )
+    images = [item["images"] for item in items]
     answers = {}
     for name, path in models.items():
         accelerator.print(f"Loading {name} from {path}")
         model, processor = load_for_inference(path, args.base_model, args.dtype, device, args.attn_implementation)
-        prompts = build_prompts(processor, len(rows), args.question)
+        prompts = [build_prompt(processor, item["prompt"]) for item in items]
         answers[name] = generate(model, processor, prompts, images, description=name)
         if args.blank_control:
-            grey_images = [grey_image()] * len(rows)
-            answers[blank_control_name(name)] = generate(model, processor, prompts, grey_images, description="grey")
+            answers[blank_control_name(name)] = generate(
+                model, processor, prompts, grey_images(images), description="grey"
+            )
         del model
         gc.collect()
         if torch.cuda.is_available():
@@ -102,15 +147,21 @@ def main(args: argparse.Namespace) -> None:
     if not accelerator.is_main_process:
         return
     notes = [
-        f"Split `{args.split}` of `{args.dataset}` ({len(rows)} products); baselines fitted on its `train` split.",
+        f"Split `{args.split}` of `{args.dataset}` ({len(items)} rows, layout `{dataset_format}`, task `{config.task}`).",
         *(f"- `{name}`: `{path}`" for name, path in models.items()),
         f"Greedy decoding; max_new_tokens={args.max_new_tokens}; num_crops={args.num_crops or 'processor default'}.",
-        f"Blank-image control (same prompts, a plain grey square): {'on' if args.blank_control else 'off'}.",
+        f"Blank-image control (same prompts, plain grey squares): {'on' if args.blank_control else 'off'}.",
         f"Command: `{shlex.join(['python', *sys.argv])}`",
     ]
-    metrics = write_results(output_dir, rows, answers, baselines, notes="\n\n".join(notes))
+    if is_catalogue:
+        notes.insert(1, f"Answer template `{template.template}`; baselines fitted on split `{args.train_split}`.")
+        metrics = write_catalogue_results(
+            output_dir, text_rows, answers, baselines, template, notes="\n\n".join(notes)
+        )
+    else:
+        metrics = write_conversation_results(output_dir, items, answers, notes="\n\n".join(notes))
     print(format_report_table(metrics))
-    print(f"Wrote report.md, metrics.json, predictions.jsonl and price plots to {output_dir}")
+    print(f"Wrote report.md, metrics.json and predictions.jsonl to {output_dir}")
     if args.report_to == "wandb":
         from phi3v.evaluation.wandb_logging import log_evaluation  # imports wandb only when asked to
 
@@ -120,10 +171,28 @@ def main(args: argparse.Namespace) -> None:
 def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     # Data
-    parser.add_argument("--dataset", required=True, help="Prepared catalogue directory (`datasets.load_from_disk`).")
-    parser.add_argument("--split", default="test", help="Split to evaluate; baselines always use `train`.")
-    parser.add_argument("--limit", type=int, default=None, help="Evaluate only the first N products of the split.")
-    parser.add_argument("--question", default=DEFAULT_QUESTION, help="The question the models were trained on.")
+    parser.add_argument(
+        "--dataset",
+        required=True,
+        help="A `save_to_disk` directory, a local .parquet/.jsonl/.json/.csv file, or a Hub dataset id.",
+    )
+    parser.add_argument("--dataset_config", default=None, help="The Hub dataset's configuration (e.g. hateful_memes).")
+    parser.add_argument("--split", default="test", help="Split to evaluate, with an optional slice: `train[:500]`.")
+    parser.add_argument("--train_split", default="train", help="Split the catalogue baselines are fitted on.")
+    parser.add_argument(
+        "--dataset_format", default=None, choices=FORMATS, help="The dataset's layout; default: as trained, else auto."
+    )
+    parser.add_argument(
+        "--task", default=None, help="`catalogue` or `conversation`; default: as the models were trained."
+    )
+    parser.add_argument(
+        "--question", default=None, help="Catalogue question; default: the one the models were trained on."
+    )
+    parser.add_argument("--answer_template", default=None, help="Catalogue answer template; default: as trained.")
+    parser.add_argument(
+        "--image_folder", default=None, help="Folder of relative LLaVA image paths (default: the file's)."
+    )
+    parser.add_argument("--limit", type=int, default=None, help="Evaluate only the first N rows of the split.")
     # Models
     parser.add_argument(
         "--model",

@@ -26,10 +26,13 @@ import datasets
 import torch
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.data.formatting import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
-from phi3v.evaluation.generation import build_prompt, generate_answers
-from phi3v.evaluation.loading import load_for_inference
-from phi3v.training.preferences import HARD_NEGATIVE_KINDS, HardNegatives, build_preference_pairs
+from phi3v.data.image_columns import undecoded
+from phi3v.data.loading import load_splits
+from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.loading import load_for_inference
+from phi3v.tasks.catalogue import AnswerTemplate, prompt_messages
+from phi3v.tasks.catalogue.negatives import HARD_NEGATIVE_KINDS, HardNegatives, build_preference_pairs
+from phi3v.tasks.config import TaskConfig, load_task_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -42,8 +45,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         "--kinds", nargs="+", default=list(HARD_NEGATIVE_KINDS), choices=HARD_NEGATIVE_KINDS, help="Hard negatives."
     )
     parser.add_argument("--price_offset", nargs=2, type=float, default=[0.1, 0.4], help="Relative price error range.")
-    parser.add_argument("--question", default=DEFAULT_QUESTION, help="The user's question (as in the SFT recipe).")
-    parser.add_argument("--answer_template", default=DEFAULT_ANSWER_TEMPLATE, help="The answer template (as in SFT).")
+    parser.add_argument("--question", help="The user's question; default: the SFT model's (phi3v_task.json).")
+    parser.add_argument("--answer_template", help="The answer template; default: the SFT model's (phi3v_task.json).")
     parser.add_argument("--batch_size", type=int, default=8, help="Generation batch size (on-policy only).")
     parser.add_argument("--max_new_tokens", type=int, default=64, help="Generation budget (on-policy only).")
     parser.add_argument("--num_crops", type=int, help="Override the processor's num_crops for generation.")
@@ -57,33 +60,35 @@ def main(args: argparse.Namespace) -> dict:
     output = Path(args.output)
     if output.exists() and any(output.iterdir()) and not args.overwrite:
         raise FileExistsError(f"{output} is not empty; pass --overwrite to replace it")
-    catalogue = datasets.load_from_disk(args.dataset)
+    catalogue = load_splits(args.dataset, args.splits)
+    saved = load_task_config(args.model) if args.model else None
+    question = args.question or (saved or TaskConfig()).question
+    template = AnswerTemplate(args.answer_template or (saved or TaskConfig()).answer_template)
+    template.check_round_trip(undecoded(catalogue[args.splits[0]]).remove_columns("image"))
 
     model = processor = None
     if args.model:
         model, processor = load_for_inference(args.model, device=args.device)
-        prompt = build_prompt(processor, args.question)
+        prompt = build_prompt(processor, prompt_messages(question))
 
     pair_splits, manifest_splits = {}, {}
     for split in args.splits:
         rows = catalogue[split]
         # Hard negatives draw from the split's own products, so validation pairs never borrow training titles.
-        hard_negatives = HardNegatives(
-            rows.remove_columns("image"), args.answer_template, tuple(args.price_offset), args.seed
-        )
+        hard_negatives = HardNegatives(rows.remove_columns("image"), template, tuple(args.price_offset), args.seed)
         generated = None
         if model is not None:
             generated = generate_answers(
                 model,
                 processor,
                 [prompt] * len(rows),
-                rows["image"],
+                [[image] for image in undecoded(rows)["image"]],
                 batch_size=args.batch_size,
                 max_new_tokens=args.max_new_tokens,
                 num_crops=args.num_crops,
                 description=f"Generating ({split})",
             )
-        pairs = build_preference_pairs(list(rows), hard_negatives, generated, args.kinds, args.question)
+        pairs = build_preference_pairs(list(rows), hard_negatives, generated, args.kinds, question)
         features = datasets.Features(
             {
                 "images": datasets.Sequence(datasets.Image()),
@@ -92,9 +97,6 @@ def main(args: argparse.Namespace) -> dict:
                 "rejected": [{"role": datasets.Value("string"), "content": datasets.Value("string")}],
                 "kind": datasets.Value("string"),
                 "product_code": datasets.Value("string"),
-                "title": datasets.Value("string"),
-                "category3_code": datasets.Value("string"),
-                "full_price": datasets.Value("float64"),
             }
         )
         pair_splits[split] = datasets.Dataset.from_list(pairs, features=features)
@@ -110,6 +112,8 @@ def main(args: argparse.Namespace) -> dict:
         "model": args.model,
         "rejected": "on_policy (SFT mistakes), else hard negatives" if args.model else "hard negatives",
         "hard_negative_kinds": args.kinds,
+        "question": question,
+        "answer_template": template.template,
         "price_offset_range": args.price_offset,
         "seed": args.seed,
         "splits": manifest_splits,

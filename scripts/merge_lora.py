@@ -13,8 +13,8 @@ The script checks the layout against the base's and fails if they differ.
 
 import argparse
 
-from phi3v.evaluation.loading import adapter_base_model
-from phi3v.evaluation.merge import layout_differences, local_checkpoint_dir, merge_lora
+from phi3v.inference.loading import adapter_base_model, root_checkpoint
+from phi3v.inference.merge import layout_differences, local_checkpoint_dir, merge_lora
 
 
 def main(args: argparse.Namespace) -> None:
@@ -23,10 +23,11 @@ def main(args: argparse.Namespace) -> None:
     output_dir = merge_lora(
         args.adapter, args.output_dir, base_model=base, dtype=args.dtype, max_shard_size=args.max_shard_size
     )
-    differences = layout_differences(local_checkpoint_dir(base), output_dir)
+    checkpoint = root_checkpoint(base)  # the full checkpoint under a chain of adapters (DPO over SFT)
+    differences = layout_differences(local_checkpoint_dir(checkpoint), output_dir)
     if differences:
-        raise RuntimeError(f"{output_dir} departs from the layout of {base}:\n" + "\n".join(differences))
-    print(f"Saved the merged model and processor to {output_dir}; config keys and tensor names match {base}.")
+        raise RuntimeError(f"{output_dir} departs from the layout of {checkpoint}:\n" + "\n".join(differences))
+    print(f"Saved the merged model and processor to {output_dir}; config keys and tensor names match {checkpoint}.")
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -1,4 +1,5 @@
-"""Predict title, category and price for product photos with a fine-tuned Phi-3-V (base, LoRA adapter or merged).
+"""Answer photos with a fine-tuned Phi-3-V (base, LoRA adapter or merged): for a catalogue model, the title, category
+and price read from its answers with the answer template it was trained with (`phi3v_task.json`).
 
 Run as:
 
@@ -7,23 +8,27 @@ Run as:
     python scripts/predict.py --model outputs/phi3v-burberry-merged photos/ --device cuda --dtype bfloat16 \
         --format jsonl
 
-Prints a table by default; `--format jsonl` or `--format csv` writes one record per image (image, title, category,
-price, parsed, answer) to `--output` or to standard output.
+Prints a table by default; `--format jsonl` or `--format csv` writes one record per image (image, the template's
+fields, parsed, answer) to `--output` or to standard output. A model trained for another task answers `--question`.
 """
 
 import argparse
 import sys
 from pathlib import Path
 
-from phi3v.data.formatting import DEFAULT_QUESTION
-from phi3v.evaluation.loading import load_for_inference
-from phi3v.evaluation.prediction import find_images, format_table, predict_images, write_records
+import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.inference.loading import load_for_inference
+from phi3v.inference.prediction import find_images, format_table, predict_images, write_records
+from phi3v.tasks.catalogue import AnswerTemplate
+from phi3v.tasks.config import CATALOGUE, TaskConfig, load_task_config
 
 
 def main(args: argparse.Namespace) -> None:
     if args.format == "table" and args.output is not None:
         raise ValueError("--output needs --format jsonl or csv; the table is printed.")
     paths = find_images(args.images)
+    config = load_task_config(args.model) or TaskConfig(task=CATALOGUE)
+    template = AnswerTemplate(config.answer_template) if config.task == CATALOGUE else None
     model, processor = load_for_inference(
         args.model, args.base_model, dtype=args.dtype, device=args.device, attn_implementation=args.attn_implementation
     )
@@ -31,7 +36,8 @@ def main(args: argparse.Namespace) -> None:
         model,
         processor,
         paths,
-        question=args.question,
+        question=args.question or config.question,
+        template=template,
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         num_crops=args.num_crops,
@@ -65,7 +71,7 @@ def make_parser() -> argparse.ArgumentParser:
         "--attn_implementation", default=None, help="`sdpa` (default), `eager` or `flash_attention_2`."
     )
     # Generation
-    parser.add_argument("--question", default=DEFAULT_QUESTION, help="The question the model was trained on.")
+    parser.add_argument("--question", default=None, help="The question; default: the one the model was trained on.")
     parser.add_argument("--batch_size", type=int, default=8, help="Images per generate call.")
     parser.add_argument("--max_new_tokens", type=int, default=64, help="Generation budget; an answer is ~25 tokens.")
     parser.add_argument("--num_crops", type=int, default=None, help="Override the processor's number of HD crops.")

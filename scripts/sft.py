@@ -1,6 +1,6 @@
 # Copyright 2026 The phi3v-recipes authors. Licensed under the Apache License, Version 2.0.
-"""Supervised fine-tuning of Phi-3-Vision on a product catalogue: image in, `Product: ..., Category: ..., Full Price:
-...` out, with the loss on the answer only.
+"""Supervised fine-tuning of Phi-3-Vision on any image-text dataset, with the loss on the assistant answers only.
+The headline task: from a product photo, `Product: ..., Category: ..., Full Price: ...`.
 
 Usage:
 
@@ -10,36 +10,44 @@ Usage:
     # full fine-tune, frozen vision tower, ZeRO-3 on 8 GPUs
     accelerate launch --config_file accelerate_configs/zero3.yaml scripts/sft.py recipes/burberry-full.yaml
 
+    # your own data, in any supported layout (TRL conversational, the_cauldron, LLaVA JSON, DocVQA, catalogue)
+    accelerate launch scripts/sft.py recipes/burberry.yaml --dataset_name my_data/llava.json \
+        --dataset_format llava --dataset_train_split "train[:90%]" --dataset_test_split "train[90%:]" \
+        --output_dir outputs/my-run
+
     # tiny model and synthetic catalogue on CPU (`make demo`); flags after the recipe override it
     python scripts/sft.py recipes/smoke.yaml --num_train_epochs 1
 
-The output directory holds the model (or the LoRA adapter), the processor, the generation config and a model card,
-and loads with `AutoProcessor` and `AutoModelForCausalLM` after `import phi3v`. Re-running the same command resumes
-from the last checkpoint in `output_dir`.
+The output directory holds the model (or the LoRA adapter), the processor, the generation config, `phi3v_task.json`
+(what `scripts/evaluate.py` needs to ask and score it) and a model card, and loads with `AutoProcessor` and
+`AutoModelForCausalLM` after `import phi3v`. Re-running the same command resumes from the last checkpoint in
+`output_dir`.
 """
 
 import logging
-import os
 
 from transformers import set_seed
 from trl import SFTConfig, SFTTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.data.image_columns import undecoded
+from phi3v.data.loading import load_splits
+from phi3v.inference.items import catalogue_items, conversation_items
+from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.training import (
-    Phi3VDataCollator,
     Phi3VModelConfig,
     Phi3VScriptArguments,
+    Phi3VSFTCollator,
     PredictionsTableCallback,
     add_length_column,
-    append_usage,
     last_checkpoint,
-    load_catalogue,
     load_model,
     load_processor,
     lora_config,
     parse_recipe,
+    save_run,
     setup_logging,
+    training_task,
 )
 
 
@@ -56,33 +64,43 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     checkpoint = last_checkpoint(training_args)
 
     ################
+    # Dataset and task: checked before the model loads
+    ################
+    use_eval = training_args.eval_strategy != "no"
+    split_names = [script_args.dataset_train_split] + ([script_args.dataset_test_split] if use_eval else [])
+    splits = load_splits(script_args.dataset_name, split_names, script_args.dataset_config)
+    task_config, to_conversation = training_task(script_args, splits[script_args.dataset_train_split])
+
+    ################
     # Model, processor and collator
     ################
     processor = load_processor(model_args)
     model = load_model(model_args, training_args)
-    collator = Phi3VDataCollator(
-        processor, script_args.question, script_args.answer_template, max_length=training_args.max_length
-    )
+    collator = Phi3VSFTCollator(processor, training_args.max_length, to_conversation)
 
     ################
-    # Dataset: raw rows (images decode in the collator) with a `length` column for `group_by_length`
+    # Rows stay raw (images decode in the collator), with a `length` column for `group_by_length`
     ################
-    dataset = load_catalogue(script_args.dataset_name, script_args.dataset_config)
-    train_dataset = add_length_column(dataset[script_args.dataset_train_split], collator, training_args.max_length)
+    train_dataset = add_length_column(splits[script_args.dataset_train_split], collator, training_args.max_length)
     eval_dataset = None
-    if training_args.eval_strategy != "no":
-        eval_dataset = add_length_column(dataset[script_args.dataset_test_split], collator, training_args.max_length)
+    if use_eval:
+        eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)
 
     ################
     # Trainer
     ################
-    # The collator reads the catalogue columns, so TRL must neither drop them nor tokenise the dataset itself.
+    # The collator reads the raw columns, so TRL must neither drop them nor tokenise the dataset itself.
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {"skip_prepare_dataset": True}
     callbacks = []
     if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
-        rows = eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset))))
-        callbacks.append(PredictionsTableCallback(collator, rows))
+        rows = undecoded(eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset)))))
+        template = AnswerTemplate(task_config.answer_template) if task_config.dataset_format == "catalogue" else None
+        if template is not None:
+            items = catalogue_items(rows, task_config.question, template)
+        else:
+            items = conversation_items(rows, to_conversation)
+        callbacks.append(PredictionsTableCallback(processor, items, template))
     trainer = SFTTrainer(
         model=model,
         args=training_args,
@@ -106,24 +124,10 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     trainer.save_state()
 
     ##################################
-    # Save model, processor and model card
+    # Save model, processor, task config and model card
     ##################################
     logger.info("*** Save model ***")
-    base_model = trainer.accelerator.unwrap_model(trainer.model)
-    base_model.config.use_cache = True  # checkpointing turned the cache off for training only
-    base_model.generation_config.eos_token_id = stop_token_ids(processor.tokenizer)  # `<|end|>` ends an answer
-    trainer.save_model(training_args.output_dir)
-    if trainer.accelerator.is_main_process:
-        processor.save_pretrained(training_args.output_dir)
-        base_model.generation_config.save_pretrained(training_args.output_dir)
-        is_local_dataset = os.path.isdir(script_args.dataset_name)  # the card links datasets to the Hub
-        trainer.create_model_card(
-            model_name=os.path.basename(os.path.normpath(training_args.output_dir)),
-            dataset_name=None if is_local_dataset else script_args.dataset_name,
-            tags=["phi3-v", "vision-language", "product-catalogue"],
-        )
-        append_usage(training_args.output_dir, script_args.question, is_adapter=model_args.use_peft)
-    trainer.accelerator.print(f"Model, processor and model card saved to {training_args.output_dir}")
+    save_run(trainer, processor, task_config, script_args, ["phi3-v", "vision-language", task_config.task], "sft.py")
 
     ##########
     # Evaluate

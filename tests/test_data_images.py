@@ -101,3 +101,26 @@ def test_pixel_cap_is_ours_not_only_pillows():
     assert rejection.value.reason == DropReason.TOO_MANY_PIXELS
     assert "100x100" in rejection.value.detail
     assert decode_image(images.png(size=(100, 100)), max_pixels=10_000).width == 100
+
+
+@pytest.mark.parametrize(
+    ("size", "reason"),
+    [
+        ((1, 1), DropReason.IMAGE_TOO_SMALL),  # a tracking pixel
+        ((400, 13), DropReason.IMAGE_TOO_SMALL),
+        ((13, 400), DropReason.IMAGE_TOO_SMALL),
+        ((4000, 20), DropReason.EXTREME_ASPECT_RATIO),
+        ((20, 4000), DropReason.EXTREME_ASPECT_RATIO),
+        ((1345, 14), DropReason.EXTREME_ASPECT_RATIO),
+    ],
+)
+def test_images_the_model_cannot_use_are_rejected_from_their_size(size, reason):
+    with pytest.raises(ImageRejected) as rejection:
+        decode_image(images.png(size=size))
+    assert rejection.value.reason == reason
+    assert f"{size[0]}x{size[1]}" in rejection.value.detail
+
+
+@pytest.mark.parametrize("size", [(14, 14), (1344, 14), (14, 1344)])
+def test_images_at_the_usable_limits_are_kept(size):
+    assert (decode_image(images.png(size=size)).width, decode_image(images.png(size=size)).height) == size

@@ -100,6 +100,8 @@ def test_every_row_is_kept_or_reported_with_its_reason(server, tmp_path):
         # The first row of P28 has no usable image, so the second one is kept rather than reported as a duplicate.
         (catalogue_row("P28", server.add("/missing-too.jpg", status=404)), "http_404"),
         (catalogue_row("P28", server.url("/good.webp"), category3="N.A.", category1_code=None), None),
+        (catalogue_row("P29", server.add("/pixel.png", images.png(size=(1, 1)))), "image_too_small"),
+        (catalogue_row("P30", server.add("/banner.png", images.png(size=(2000, 16)))), "extreme_aspect_ratio"),
     ]
     table = write_jsonl(tmp_path / "catalogue.jsonl", [row for row, _ in cases])
 

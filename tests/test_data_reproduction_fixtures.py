@@ -119,7 +119,8 @@ def test_nlvr2_rows_have_two_images_and_true_statements(fixtures):
     assert answers.count("True") == answers.count("False")
     for row in rows:
         (left,), (right,) = (colours_in(image) for image in row["images"])
-        assert row["texts"][0]["assistant"] == str(left == right)
+        assert row["texts"][0]["assistant"] == str(left == "Red")
+        assert row["texts"][1:] == [] or row["texts"][1]["assistant"] == str(left == right)
         conversation = from_the_cauldron(row)
         assert conversation["messages"][0]["content"].startswith("<|image_1|><|image_2|>\n")
 

@@ -9,7 +9,6 @@ import datasets
 import pytest
 from PIL import Image
 
-from phi3v.data.formatting import render_answer
 from phi3v.data.splits import SPLIT_NAMES
 from phi3v.data.storage import CATALOGUE_FEATURES
 from phi3v.data.synthetic import (
@@ -20,6 +19,7 @@ from phi3v.data.synthetic import (
     product_price,
     synthetic_products,
 )
+from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -89,7 +89,11 @@ def test_title_category_and_price_follow_the_picture_rules(products):
     assert {row["category3_code"] for row in products if row["title"].endswith("Wallet")} == {"N.A."}
     # 144 products cover each of the 72 (item, colour, pattern) combinations exactly twice.
     assert set(Counter(row["title"] for row in products).values()) == {2}
-    assert render_answer(products[0]).startswith(f"Product: {products[0]['title']}, Category: ")
+    assert (
+        AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
+        .render(products[0])
+        .startswith(f"Product: {products[0]['title']}, Category: ")
+    )
 
 
 def test_category_can_be_read_from_the_background(products):

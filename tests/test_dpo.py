@@ -84,7 +84,9 @@ def test_smoke_sft_then_pairs_then_dpo_then_one_report(tiny_checkpoint, syntheti
     assert sum(accuracies[-2:]) / 2 > 0.5, accuracies
     assert margins[-1] > margins[0] and sum(margins[-2:]) > sum(margins[:2]), margins
 
-    # The output is a standalone model that reloads and generates.
+    # The output is a DPO adapter over the SFT model; it reloads and generates, and carries the SFT task config.
+    assert json.loads((dpo / "adapter_config.json").read_text())["base_model_name_or_path"] == str(sft)
+    assert json.loads((dpo / "phi3v_task.json").read_text()) == json.loads((sft / "phi3v_task.json").read_text())
     model = AutoModelForCausalLM.from_pretrained(dpo)
     processor = AutoProcessor.from_pretrained(dpo)
     prompt = processor.apply_chat_template(
@@ -109,8 +111,8 @@ def test_dpo_starts_from_an_sft_adapter_merged_into_its_base(tiny_checkpoint, tm
     import torch
     from peft import PeftModel
 
-    from phi3v.evaluation.loading import load_for_inference
-    from phi3v.training.sft_start import load_sft_model
+    from phi3v.inference.loading import load_for_inference
+    from phi3v.training.model_loading import load_sft_model
 
     from .evaluation_helpers import make_lora_adapter
 
@@ -126,3 +128,36 @@ def test_dpo_starts_from_an_sft_adapter_merged_into_its_base(tiny_checkpoint, tm
     inputs = processor(prompt, [Image.new("RGB", (120, 60), (30, 200, 30))])
     with torch.no_grad():
         torch.testing.assert_close(model(**inputs).logits, reference(**inputs).logits, atol=1e-5, rtol=1e-5)
+
+
+def test_a_dpo_adapter_over_an_sft_adapter_loads_and_merges_as_a_chain(tiny_checkpoint, tmp_path):
+    """What dpo.py saves when SFT was LoRA: an adapter whose base is the SFT adapter directory."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+
+    from phi3v.inference.loading import load_for_inference, load_merged
+    from phi3v.inference.merge import merge_lora
+
+    from .evaluation_helpers import LORA_TARGETS, make_lora_adapter
+
+    sft_adapter = make_lora_adapter(tiny_checkpoint, tmp_path / "sft-adapter")
+    sft_merged = load_merged(sft_adapter, dtype=torch.float32)
+    sft_merged.config._name_or_path = sft_merged.name_or_path = str(sft_adapter)  # as load_sft_model does
+    dpo_model = get_peft_model(sft_merged, LoraConfig(r=4, lora_alpha=8, target_modules=LORA_TARGETS))
+    with torch.no_grad():
+        for name, parameter in dpo_model.named_parameters():
+            if "lora_B" in name:
+                parameter.normal_(std=0.2, generator=torch.Generator().manual_seed(1))
+    dpo_model.save_pretrained(tmp_path / "dpo-adapter")
+    assert json.loads((tmp_path / "dpo-adapter" / "adapter_config.json").read_text())[
+        "base_model_name_or_path"
+    ] == str(sft_adapter)
+
+    model, processor = load_for_inference(tmp_path / "dpo-adapter")
+    prompt = "<|user|>\n<|image_1|>What is shown in this image?<|end|>\n<|assistant|>\n"
+    inputs = processor(prompt, [Image.new("RGB", (120, 60), (30, 200, 30))])
+    with torch.no_grad():
+        expected = dpo_model.eval()(**inputs).logits
+        torch.testing.assert_close(model(**inputs).logits, expected, atol=1e-5, rtol=1e-5)
+        merged = AutoModelForCausalLM.from_pretrained(merge_lora(tmp_path / "dpo-adapter", tmp_path / "merged"))
+        torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-4, rtol=1e-4)

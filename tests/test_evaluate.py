@@ -1,6 +1,6 @@
-"""`scripts/evaluate.py`: several models and the baselines in one report; per-product errors; W&B; accelerate."""
+"""`scripts/evaluate.py`: several models and the baselines in one report; per-product errors; W&B; accelerate; any
+conversational dataset scored by exact match and edit similarity beside its grey-image control."""
 
-import dataclasses
 import json
 import os
 import runpy
@@ -9,11 +9,13 @@ import sys
 
 import datasets
 import pytest
+from PIL import Image
 
 from phi3v.data.synthetic import make_synthetic_catalogue
-from phi3v.evaluation.metrics import build_records, score_predictions
-from phi3v.evaluation.parsing import parse_answer
-from phi3v.evaluation.results import answer_errors, write_results
+from phi3v.evaluation.results import write_catalogue_results
+from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
+from phi3v.tasks.catalogue.metrics import answer_errors, score_catalogue
+from phi3v.tasks.config import TaskConfig
 
 from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
@@ -77,13 +79,14 @@ def test_one_report_with_a_column_per_model_and_baseline(evaluation):
 def test_predictions_have_one_line_per_product(evaluation, catalogue):
     test_split = datasets.load_from_disk(str(catalogue))["test"]
     lines = [json.loads(line) for line in (evaluation / "predictions.jsonl").read_text().splitlines()]
-    assert [line["product_code"] for line in lines] == test_split["product_code"][:LIMIT]
+    assert [line["id"] for line in lines] == test_split["product_code"][:LIMIT]
     first, row = lines[0], test_split[0]
-    assert first["truth"] == {"title": row["title"], "category": row["category3_code"], "price": row["full_price"]}
+    assert first["truth"] == {key: row[key] for key in ("title", "category3_code", "full_price")}
+    assert first["references"] == [AnswerTemplate(DEFAULT_ANSWER_TEMPLATE).render(row)]
     assert list(first["predictions"]) == SYSTEMS[:4]
     prediction = first["predictions"]["lora"]
     assert set(prediction) == {"answer", "parsed", "errors"}
-    assert prediction["parsed"] == dataclasses.asdict(parse_answer(prediction["answer"]))
+    assert prediction["parsed"] == AnswerTemplate(DEFAULT_ANSWER_TEMPLATE).parse(prediction["answer"])
 
 
 def test_wandb_offline_run_was_written(evaluation):
@@ -129,10 +132,11 @@ def test_per_product_errors_agree_with_the_metrics(tmp_path):
         "Product: Black Wallet, Category: N.A., Full Price: 1,450.00",
         "Category: COATS",
     ]
-    metrics = write_results(tmp_path, rows, {"model": answers}, baselines={})["model"]
-    parsed = [parse_answer(answer) for answer in answers]
-    assert metrics == score_predictions(build_records(rows, parsed))
-    errors = [answer_errors(row, p) for row, p in zip(rows, parsed, strict=True)]
+    template = AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
+    metrics = write_catalogue_results(tmp_path, rows, {"model": answers}, {}, template)["model"]
+    parsed = [template.parse(answer) for answer in answers]
+    assert metrics == score_catalogue(rows, parsed, template.fields)
+    errors = [answer_errors(row, p, template.fields) for row, p in zip(rows, parsed, strict=True)]
 
     def mean(key: str) -> float:
         return sum(float(e[key]) for e in errors) / len(errors)
@@ -157,3 +161,64 @@ def test_two_processes_give_the_single_process_answers(catalogue, tiny_checkpoin
     subprocess.run([*launcher, str(REPO_ROOT / "scripts" / "evaluate.py"), *args], env=environment, check=True)
     one, two = ((tmp_path / name / "predictions.jsonl").read_text() for name in ("one", "two"))
     assert one == two and len(two.splitlines()) == LIMIT
+
+
+@pytest.fixture(scope="module")
+def conversations(tmp_path_factory):
+    """A small TRL conversational dataset: two images and two turns, one image, and a text-only row."""
+    red, blue = Image.new("RGB", (80, 60), (200, 0, 0)), Image.new("RGB", (60, 90), (0, 0, 200))
+    rows = [
+        {
+            "images": [red, blue],
+            "messages": [
+                {"role": "user", "content": "<|image_1|><|image_2|>\nColours?"},
+                {"role": "assistant", "content": "Red and blue."},
+                {"role": "user", "content": "Which is taller?"},
+                {"role": "assistant", "content": "The blue one."},
+            ],
+        },
+        {
+            "images": [red],
+            "messages": [{"role": "user", "content": "<|image_1|>Colour?"}, {"role": "assistant", "content": "Red"}],
+        },
+        {"images": [], "messages": [{"role": "user", "content": "Say hi."}, {"role": "assistant", "content": "Hi."}]},
+    ]
+    path = tmp_path_factory.mktemp("conversations") / "data"
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows)}).save_to_disk(str(path))
+    return path
+
+
+def test_a_conversational_dataset_is_scored_on_its_last_assistant_turns(
+    conversations, tiny_checkpoint, tmp_path, monkeypatch
+):
+    output_dir = tmp_path / "eval"
+    run_evaluate(monkeypatch, evaluate_args(conversations, output_dir, f"tiny={tiny_checkpoint}"))
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert list(metrics) == ["tiny", "tiny (grey image)"]
+    assert set(metrics["tiny"]) == {"num_samples", "exact_match", "edit_similarity"}
+    lines = [json.loads(line) for line in (output_dir / "predictions.jsonl").read_text().splitlines()]
+    assert [line["references"] for line in lines] == [["The blue one."], ["Red"], ["Hi."]]
+    assert [line["prompt"] for line in lines] == ["Which is taller?", "<|image_1|>Colour?", "Say hi."]
+    for line in lines:
+        for prediction in line["predictions"].values():
+            assert set(prediction["scores"]) == {"exact_match", "edit_similarity"}
+    # A perfect answer scores 1 on both: the reference itself, through the writer.
+    items = [{"id": "0", "prompt": [{"role": "user", "content": "?"}], "references": ["Red."]}]
+    from phi3v.evaluation.results import write_conversation_results
+
+    perfect = write_conversation_results(tmp_path / "perfect", items, {"m": [" red "]})["m"]
+    assert perfect == {"num_samples": 1, "exact_match": 1.0, "edit_similarity": 1.0}
+
+
+def test_the_task_config_saved_with_a_model_sets_the_template(catalogue, tiny_checkpoint, tmp_path, monkeypatch):
+    """A model saved with a custom template is asked and scored with it, without a flag."""
+    import shutil
+
+    model_dir = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, model_dir)
+    TaskConfig("catalogue", "catalogue", "Price?", "{title} costs ${full_price}").save(model_dir)
+    output_dir = tmp_path / "eval"
+    run_evaluate(monkeypatch, [*evaluate_args(catalogue, output_dir, f"m={model_dir}"), "--no_blank_control"])
+    metrics = json.loads((output_dir / "metrics.json").read_text())
+    assert "category_accuracy" not in metrics["m"] and "title_exact_match" in metrics["m"]
+    assert "Answer template `{title} costs ${full_price}`" in (output_dir / "report.md").read_text()

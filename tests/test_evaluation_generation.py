@@ -5,19 +5,24 @@ import pytest
 from accelerate import Accelerator
 from PIL import Image
 
-from phi3v.evaluation.generation import (
+from phi3v.inference.generation import (
     build_prompt,
-    build_prompts,
     generate_answers,
     generate_answers_distributed,
     grey_image,
+    grey_images,
 )
-from phi3v.evaluation.loading import load_for_inference
+from phi3v.inference.loading import load_for_inference
+from phi3v.tasks.catalogue import prompt_messages
 
 from .evaluation_helpers import one_torch_thread
 
 
 MAX_NEW_TOKENS = 12
+
+
+def build_prompts(processor, num_prompts, question="What is shown in this image?"):
+    return [build_prompt(processor, prompt_messages(question))] * num_prompts
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -36,7 +41,7 @@ def images():
     """Random-noise pictures of varied sizes and aspect ratios, so prompts have different lengths in a batch."""
     rng = np.random.default_rng(0)
     sizes = [(64, 64), (300, 120), (90, 310), (200, 200), (56, 400), (333, 250), (128, 96), (400, 400), (75, 150)]
-    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for w, h in sizes]
+    return [[Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))] for w, h in sizes]
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +55,7 @@ def one_at_a_time(model_and_processor, images):
 
 def test_prompt_is_the_training_prompt(model_and_processor):
     _, processor = model_and_processor
-    assert build_prompt(processor) == "<|user|>\n<|image_1|>What is shown in this image?<|end|>\n<|assistant|>\n"
+    assert build_prompts(processor, 1) == ["<|user|>\n<|image_1|>What is shown in this image?<|end|>\n<|assistant|>\n"]
     assert (
         build_prompts(processor, 3, question="Describe the product.")
         == ["<|user|>\n<|image_1|>Describe the product.<|end|>\n<|assistant|>\n"] * 3
@@ -104,6 +109,29 @@ def test_distributed_generation_with_one_process_is_plain_generation(model_and_p
         Accelerator(cpu=True), model, processor, prompts, images, batch_size=4, max_new_tokens=MAX_NEW_TOKENS
     )
     assert answers == one_at_a_time
+
+
+def test_prompts_with_several_images_or_none_batch_like_one_at_a_time(model_and_processor, images):
+    model, processor = model_and_processor
+    conversations = [
+        ([{"role": "user", "content": "<|image_1|><|image_2|>\nCompare."}], [images[0][0], images[1][0]]),
+        ([{"role": "user", "content": "No picture here."}], []),
+        ([{"role": "user", "content": "<|image_1|>\nAnd this?"}], images[2]),
+        (
+            [
+                {"role": "user", "content": "A"},
+                {"role": "assistant", "content": "B"},
+                {"role": "user", "content": "C"},
+            ],
+            [],
+        ),
+    ]
+    prompts = [build_prompt(processor, messages) for messages, _ in conversations]
+    samples = [sample for _, sample in conversations]
+    kwargs = {"max_new_tokens": MAX_NEW_TOKENS, "show_progress": False}
+    alone = generate_answers(model, processor, prompts, samples, batch_size=1, **kwargs)
+    assert generate_answers(model, processor, prompts, samples, batch_size=4, **kwargs) == alone
+    assert [len(sample) for sample in grey_images(samples)] == [2, 0, 1, 0]
 
 
 def test_grey_image_is_a_plain_square():

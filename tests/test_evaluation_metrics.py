@@ -4,19 +4,7 @@ import math
 import pytest
 from PIL import Image
 
-from phi3v.evaluation.baselines import (
-    category_median_prices,
-    global_median_predictions,
-    global_median_price,
-    true_category_median_predictions,
-)
-from phi3v.evaluation.metrics import (
-    build_records,
-    levenshtein_distance,
-    normalised_edit_similarity,
-    score_predictions,
-)
-from phi3v.evaluation.parsing import ParsedAnswer, parse_answer
+from phi3v.evaluation.metrics import answer_scores, levenshtein_distance, normalise_answer, normalised_edit_similarity
 from phi3v.evaluation.report import (
     format_report_table,
     plot_price_scatter,
@@ -24,6 +12,12 @@ from phi3v.evaluation.report import (
     write_predictions_jsonl,
     write_report,
 )
+from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
+from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN, baseline_metrics, score_catalogue
+
+
+FIELDS = ["title", "category3_code", "full_price"]
+parse_answer = AnswerTemplate(DEFAULT_ANSWER_TEMPLATE).parse
 
 
 TRAIN_ROWS = [
@@ -63,31 +57,30 @@ def test_normalised_edit_similarity(a, b, threshold, similarity):
     assert normalised_edit_similarity(a, b, threshold=threshold) == pytest.approx(similarity, abs=1e-12)
 
 
-def hand_computed_records():
-    return [
-        # Everything right up to case and spacing; price off by exactly 10%.
-        {
-            "title": "Check Cashmere Scarf",
-            "category": "Scarves",
-            "price": 500.0,
-            "prediction": ParsedAnswer("check  cashmere scarf", "Scarves", 550.0),
-        },
-        # Title one edit away (ANLS 11/12), wrong category, price off by 25%.
-        {
-            "title": "Trench Coat",
-            "category": "Coats",
-            "price": 2000.0,
-            "prediction": ParsedAnswer("Trench Coats", "Jackets", 1500.0),
-        },
-        # No price: scored as $0, i.e. 100% error.
-        {"title": "Bag", "category": "N.A.", "price": 1000.0, "prediction": ParsedAnswer("Bag", "n.a.", None)},
-        # Price only: title and category count as wrong.
-        {"title": "Belt", "category": "Belts", "price": 400.0, "prediction": ParsedAnswer(None, None, 100.0)},
-    ]
+def prediction(title, category, price):
+    return {"title": title, "category3_code": category, "full_price": price}
 
 
-def test_score_predictions_on_hand_computed_example():
-    metrics = score_predictions(hand_computed_records())
+HAND_ROWS = [
+    {"title": "Check Cashmere Scarf", "category3_code": "Scarves", "full_price": 500.0},
+    {"title": "Trench Coat", "category3_code": "Coats", "full_price": 2000.0},
+    {"title": "Bag", "category3_code": "N.A.", "full_price": 1000.0},
+    {"title": "Belt", "category3_code": "Belts", "full_price": 400.0},
+]
+HAND_PREDICTIONS = [
+    # Everything right up to case and spacing; price off by exactly 10%.
+    prediction("check  cashmere scarf", "Scarves", 550.0),
+    # Title one edit away (ANLS 11/12), wrong category, price off by 25%.
+    prediction("Trench Coats", "Jackets", 1500.0),
+    # No price: scored as $0, i.e. 100% error.
+    prediction("Bag", "n.a.", None),
+    # Price only: title and category count as wrong.
+    prediction(None, None, 100.0),
+]
+
+
+def test_score_catalogue_on_hand_computed_example():
+    metrics = score_catalogue(HAND_ROWS, HAND_PREDICTIONS, FIELDS)
     log_errors = [math.log(551 / 501), math.log(1501 / 2001), math.log(1 / 1001), math.log(101 / 401)]
     expected = {
         "num_samples": 4,
@@ -109,15 +102,14 @@ def test_score_predictions_on_hand_computed_example():
     assert isinstance(metrics["num_samples"], int)
 
 
-def test_score_predictions_perfect_and_all_unparseable():
-    truth = {"title": "Check, Wool Scarf", "category": "N.A.", "price": 1290.0}
-    perfect = score_predictions(
-        [{**truth, "prediction": parse_answer("Product: Check, Wool Scarf, Category: N.A., Full Price: $1,290.00")}]
-    )
+def test_score_catalogue_perfect_and_all_unparseable():
+    truth = {"title": "Check, Wool Scarf", "category3_code": "N.A.", "full_price": 1290.0}
+    answer = parse_answer("Product: Check, Wool Scarf, Category: N.A., Full Price: $1,290.00")
+    perfect = score_catalogue([truth], [answer], FIELDS)
     assert perfect["parse_rate"] == perfect["title_anls"] == perfect["category_accuracy"] == 1.0
     assert perfect["price_mae"] == perfect["price_mape"] == perfect["price_rmse_log"] == 0.0
 
-    garbage = score_predictions([{**truth, "prediction": parse_answer("Check Scarf, 1290")}] * 3)
+    garbage = score_catalogue([truth] * 3, [parse_answer("Check Scarf, 1290")] * 3, FIELDS)
     assert garbage["parse_rate"] == garbage["title_anls"] == garbage["price_coverage"] == 0.0
     assert garbage["price_mape"] == garbage["price_median_ape"] == 1.0
     assert garbage["price_mae"] == 1290.0
@@ -125,47 +117,61 @@ def test_score_predictions_perfect_and_all_unparseable():
     assert garbage["price_mape_parsed"] is None
 
 
+def test_a_custom_template_is_scored_on_its_own_fields():
+    template = AnswerTemplate("{category2_code} / {title}: ${full_price}")
+    rows = [{"title": "Bag", "category2_code": "BAGS", "full_price": 100.0}] * 2
+    answers = [template.parse("BAGS / Bag: $100.00"), template.parse("SHOES / Bag: $120")]
+    metrics = score_catalogue(rows, answers, template.fields)
+    assert metrics["category2_code_exact_match"] == 0.5 and metrics["title_exact_match"] == 1.0
+    assert metrics["price_mape"] == pytest.approx(0.1) and metrics["parse_rate"] == 1.0
+    assert "category_accuracy" not in metrics
+
+
 @pytest.mark.parametrize("bad_price", [0.0, -5.0, float("nan"), None])
-def test_score_predictions_rejects_broken_truth(bad_price):
+def test_score_catalogue_rejects_broken_truth(bad_price):
     with pytest.raises((ValueError, TypeError)):
-        score_predictions([{"title": "Bag", "category": "Bags", "price": bad_price, "prediction": parse_answer("")}])
+        score_catalogue(
+            [{"title": "Bag", "category3_code": "Bags", "full_price": bad_price}], [parse_answer("")], FIELDS
+        )
 
 
-def test_score_predictions_rejects_empty():
-    with pytest.raises(ValueError, match="empty"):
-        score_predictions([])
+def test_score_catalogue_rejects_empty_and_mismatched():
+    with pytest.raises(ValueError, match="at least one"):
+        score_catalogue([], [], FIELDS)
+    with pytest.raises(ValueError, match="as many"):
+        score_catalogue(TEST_ROWS, [parse_answer("")], FIELDS)
 
 
-def test_build_records():
-    predictions = [parse_answer("Product: A, Category: Scarves, Full Price: 1"), parse_answer("")]
-    records = build_records(TEST_ROWS, predictions)
-    assert records[1] == {"title": "Tote Bag", "category": "Bags", "price": 1000.0, "prediction": predictions[1]}
-    with pytest.raises(ValueError):
-        build_records(TEST_ROWS, predictions[:1])
+def test_median_baselines_show_na_for_what_they_do_not_predict():
+    baselines = baseline_metrics(TRAIN_ROWS, TEST_ROWS, FIELDS)
+    global_median, category_median = baselines[GLOBAL_MEDIAN], baselines[CATEGORY_MEDIAN]
+    # Training median 250; "Bags" is not in the training split, so the global median stands in for it.
+    assert global_median["price_mae"] == pytest.approx((100 + 750) / 2)
+    assert category_median["price_mae"] == pytest.approx((0 + 750) / 2)
+    assert category_median["price_mape"] == pytest.approx((0 + 0.75) / 2)
+    assert category_median["price_within_10pct"] == 0.5
+    assert category_median["category_accuracy"] == 1.0
+    for metrics in (global_median, category_median):
+        assert metrics["parse_rate"] is None and metrics["title_exact_match"] is None and metrics["title_anls"] is None
+    assert global_median["category_accuracy"] is None
+    assert baseline_metrics(TRAIN_ROWS, TEST_ROWS, ["title"]) == {}
 
 
-def test_median_baselines():
-    assert global_median_price(row["full_price"] for row in TRAIN_ROWS) == 250.0
-    assert global_median_price([3.0, 1.0, 2.0]) == 2.0
-    assert category_median_prices(TRAIN_ROWS) == {"Scarves": 150.0, "Coats": 300.0, "N.A.": 1000.0}
-    with pytest.raises(ValueError):
-        global_median_price([])
-
-    assert global_median_predictions(TRAIN_ROWS, TEST_ROWS) == [ParsedAnswer(None, None, 250.0)] * 2
-    # "Bags" is not in the training split: the global median stands in.
-    assert true_category_median_predictions(TRAIN_ROWS, TEST_ROWS) == [
-        ParsedAnswer(None, "Scarves", 150.0),
-        ParsedAnswer(None, "Bags", 250.0),
-    ]
-
-
-def test_baselines_are_scored_like_models():
-    metrics = score_predictions(build_records(TEST_ROWS, true_category_median_predictions(TRAIN_ROWS, TEST_ROWS)))
-    assert metrics["parse_rate"] == metrics["title_exact_match"] == 0.0
-    assert metrics["category_accuracy"] == metrics["price_coverage"] == 1.0
-    assert metrics["price_mae"] == pytest.approx((0 + 750) / 2)
-    assert metrics["price_mape"] == pytest.approx((0 + 0.75) / 2)
-    assert metrics["price_within_10pct"] == 0.5
+@pytest.mark.parametrize(
+    ("prediction", "references", "exact", "similarity"),
+    [
+        (" Yes. ", ["yes"], 1.0, 1.0),
+        ("no", ["yes", "No."], 1.0, 1.0),
+        ("kitten", ["sitting"], 0.0, 4 / 7),
+        ("", ["abc"], 0.0, 0.0),
+        ("Red  Circle", ["red circle"], 1.0, 1.0),
+    ],
+)
+def test_answer_scores(prediction, references, exact, similarity):
+    assert answer_scores(prediction, references) == pytest.approx(
+        {"exact_match": exact, "edit_similarity": similarity}
+    )
+    assert normalise_answer(" The END... ") == "the end"
 
 
 def test_format_report_table():
@@ -188,9 +194,9 @@ def test_format_report_table():
 
 def test_write_report_with_several_models(tmp_path):
     metrics_by_model = {
-        "sft": score_predictions(hand_computed_records()),
-        "dpo": score_predictions(hand_computed_records()[:2]),
-        "global median": score_predictions(build_records(TEST_ROWS, global_median_predictions(TRAIN_ROWS, TEST_ROWS))),
+        "sft": score_catalogue(HAND_ROWS, HAND_PREDICTIONS, FIELDS),
+        "dpo": score_catalogue(HAND_ROWS[:2], HAND_PREDICTIONS[:2], FIELDS),
+        "global median": baseline_metrics(TRAIN_ROWS, TEST_ROWS, FIELDS)[GLOBAL_MEDIAN],
     }
     plot_path = tmp_path / "plots" / "sft_prices.png"
     plot_price_scatter(plot_path, [500.0, 2000.0], [550.0, 1500.0], "sft")
@@ -208,20 +214,13 @@ def test_write_report_with_several_models(tmp_path):
 
 
 def test_write_predictions_and_metrics_json(tmp_path):
-    records = build_records(
-        TEST_ROWS, [parse_answer("Product: Écharpe, Category: Scarves, Full Price: 5"), parse_answer("")]
-    )
-    records[0]["generated_text"] = "Product: Écharpe, Category: Scarves, Full Price: 5"
+    answers = ["Product: Écharpe, Category: Scarves, Full Price: 5", ""]
+    records = [{"answer": answer, "parsed": parse_answer(answer)} for answer in answers]
     write_predictions_jsonl(tmp_path / "out" / "predictions.jsonl", records)
     lines = (tmp_path / "out" / "predictions.jsonl").read_text(encoding="utf-8").splitlines()
     assert len(lines) == 2
-    assert json.loads(lines[0])["prediction"] == {
-        "title": "Écharpe",
-        "category": "Scarves",
-        "price": 5.0,
-        "parsed": True,
-    }
-    assert json.loads(lines[1])["prediction"] == {"title": None, "category": None, "price": None, "parsed": False}
+    assert json.loads(lines[0])["parsed"] == {"title": "Écharpe", "category3_code": "Scarves", "full_price": 5.0}
+    assert json.loads(lines[1])["parsed"] == {"title": None, "category3_code": None, "full_price": None}
     assert "Écharpe" in lines[0]
 
     metrics = {"sft": {"num_samples": 2, "price_mape_parsed": None, "price_mae": 1.5}}

@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from phi3v import Phi3VImageProcessor
-from phi3v.modeling.image_processing_phi3_v import hd_padded_size, to_rgb_image
+from phi3v.modeling.image_processing_phi3_v import hd_padded_size, hd_resized_size, hd_scale, to_rgb_image
 
 
 # phi3v_spec.md §5: (width, height, num_crops) -> (padded height, padded width), tokens.
@@ -74,9 +74,9 @@ def test_portrait_image_is_padded_left_and_right_with_white():
     assert crop[:, :, 168].max() < -1.4  # black (normalised) in the middle
 
 
-def _png_bytes(image: Image.Image) -> bytes:
+def _png_bytes(image: Image.Image, **kwargs) -> bytes:
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    image.save(buffer, format="PNG", **kwargs)
     return buffer.getvalue()
 
 
@@ -141,3 +141,63 @@ def test_official_preprocessor_config_loads(official_files):
 def test_zero_num_crops_is_a_clear_error():
     with pytest.raises(ValueError, match="num_crops"):
         Phi3VImageProcessor(num_crops=1)(Image.new("RGB", (10, 10)), num_crops=0)
+
+
+# Official formula handled sizes (short side >= 1 px after the resize) next to the ones it crashed on.
+EXTREME_SIZES = [(1344, 1, 4), (1345, 1, 4), (4000, 2, 4), (2, 4000, 4), (30000, 10, 4), (10, 30000, 16)]
+
+
+@pytest.mark.parametrize(("width", "height", "num_crops"), EXTREME_SIZES)
+def test_extreme_aspect_ratios_are_processed_with_the_token_count_from_size(width, height, num_crops):
+    processor = Phi3VImageProcessor(num_crops=num_crops)
+    out = processor(Image.new("RGB", (width, height), (10, 20, 30)))
+    padded = tuple(out["image_sizes"][0].tolist())
+    assert padded == hd_padded_size(width, height, num_crops)
+    assert min(padded) == 336 and max(padded) == 336 * num_crops  # one strip of `num_crops` crops
+    assert out["num_img_tokens"] == [processor.num_image_tokens(width, height)]
+    assert torch.isfinite(out["pixel_values"]).all()
+
+
+def test_the_one_pixel_floor_changes_nothing_the_official_formula_handles():
+    # The reference: new_short = int(new_long / ratio), used as is. Compare on every ratio up to the 1,344:1 limit.
+    for num_crops in (4, 16):
+        for long_side, short_side in [(1344, 1), (2688, 2), (1000, 999), (5000, 7), (700, 3), (100, 3000)]:
+            width, height = max(long_side, short_side), min(long_side, short_side)
+            new_long = hd_scale(width, height, num_crops) * 336
+            official_short = int(new_long / (width / height))
+            if official_short >= 1:
+                assert hd_resized_size(long_side, short_side, num_crops) == (new_long, official_short)
+
+
+def _jpeg(image: Image.Image, **kwargs) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=95, **kwargs)
+    return buffer.getvalue()
+
+
+def _hard_photos() -> dict[str, bytes]:
+    rng = np.random.default_rng(0)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rgba = Image.fromarray(rng.integers(0, 256, (30, 40, 4), dtype=np.uint8), "RGBA")
+    palette = Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).convert("P")
+    return {
+        "16-bit": _png_bytes(Image.fromarray(rng.integers(0, 65536, (30, 40), dtype=np.uint16))),
+        "cmyk": _jpeg(Image.fromarray(rng.integers(0, 256, (30, 40, 4), dtype=np.uint8), "CMYK")),
+        "rgba": _png_bytes(rgba),
+        "palette-transparent": _png_bytes(palette, transparency=3),
+        "exif-rotated": _jpeg(Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)), exif=exif.tobytes()),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_hard_photos()))
+def test_data_preparation_stores_the_pixels_the_processor_sees(kind):
+    # Preparation converts with the processor's own `to_rgb_image` and stores a JPEG of it: the stored bytes are that
+    # JPEG, pixel for pixel, of what prediction would compute from the original file.
+    from phi3v.data.images import decode_image
+
+    data = _hard_photos()[kind]
+    expected = to_rgb_image(Image.open(io.BytesIO(data)))
+    stored = decode_image(data)
+    assert stored.data == _jpeg(expected)
+    assert (stored.width, stored.height) == expected.size

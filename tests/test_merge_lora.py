@@ -10,9 +10,10 @@ from peft import PeftModel
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoProcessor
 
-from phi3v.evaluation.generation import build_prompt
-from phi3v.evaluation.loading import adapter_base_model, is_adapter_dir, load_for_inference
-from phi3v.evaluation.merge import checkpoint_layout, layout_differences, merge_lora
+from phi3v.inference.generation import build_prompt
+from phi3v.inference.loading import adapter_base_model, is_adapter_dir, load_for_inference
+from phi3v.inference.merge import checkpoint_layout, layout_differences, merge_lora
+from phi3v.tasks.catalogue import prompt_messages
 
 from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
@@ -38,7 +39,7 @@ def merged_dir(adapter_dir, tmp_path_factory):
 def inputs(tiny_checkpoint):
     processor = AutoProcessor.from_pretrained(tiny_checkpoint)
     images = [[Image.new("RGB", (120, 80), (200, 30, 30))], [Image.new("RGB", (64, 200), (20, 90, 160))]]
-    return processor([build_prompt(processor)] * 2, images=images, padding_side="left")
+    return processor([build_prompt(processor, prompt_messages())] * 2, images=images, padding_side="left")
 
 
 def logits(model, inputs) -> torch.Tensor:

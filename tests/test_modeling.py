@@ -298,3 +298,46 @@ def test_longrope_matches_the_reference_formula(num_positions):
     scale = (1 + torch.log(torch.tensor(32.0)) / torch.log(torch.tensor(4096.0))).sqrt()
     torch.testing.assert_close(cos[0], torch.cat([freqs, freqs], -1).cos() * scale, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(sin[0], torch.cat([freqs, freqs], -1).sin() * scale, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("use_cache", [True, False])
+def test_generation_passes_images_to_the_first_forward_only_when_caching(tiny, use_cache):
+    model, processor = tiny
+    batch = processor(MIXED_TEXTS, _mixed_images(), padding_side="left")
+    seen = []
+    hook = model.register_forward_pre_hook(
+        lambda module, args, kwargs: seen.append(
+            (kwargs.get("pixel_values") is not None, kwargs["input_ids"].shape[1])
+        ),
+        with_kwargs=True,
+    )
+    try:
+        model.generate(**batch, max_new_tokens=3, do_sample=False, eos_token_id=None, use_cache=use_cache)
+    finally:
+        hook.remove()
+    prompt_length = batch["input_ids"].shape[1]
+    if use_cache:
+        assert seen == [(True, prompt_length), (False, 1), (False, 1)]
+    else:
+        assert seen == [(True, prompt_length), (True, prompt_length + 1), (True, prompt_length + 2)]
+
+
+def test_llava_style_image_features_and_placeholder_mask(tiny):
+    model, processor = tiny
+    batch = processor(MIXED_TEXTS, _mixed_images())
+    with torch.no_grad():
+        features = model.get_image_features(batch["pixel_values"], batch["image_sizes"])
+        mask = model.model.get_placeholder_mask(batch["input_ids"], features)
+    assert features.shape == ((batch["input_ids"] < 0).sum().item(), model.config.hidden_size)
+    assert torch.equal(mask[..., 0], batch["input_ids"] < 0)
+    with pytest.raises(ValueError, match="image placeholder tokens"):
+        model.model.get_placeholder_mask(batch["input_ids"], features[1:])
+
+
+@pytest.mark.parametrize("size", [(4000, 2), (2, 4000), (30000, 10)])
+def test_extreme_aspect_ratio_images_run_through_the_model(tiny, size):
+    model, processor = tiny
+    batch = processor(MIXED_TEXTS[0], [Image.new("RGB", size, (90, 20, 200))])
+    assert (batch["input_ids"] == -1).sum().item() == processor.image_processor.num_image_tokens(*size)
+    with torch.no_grad():
+        assert torch.isfinite(model(**batch).logits).all()

@@ -10,11 +10,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phi3v.evaluation.generation import build_prompts, generate_answers
-from phi3v.evaluation.loading import load_for_inference
-from phi3v.evaluation.prediction import FIELDS, ImageFiles, find_images, format_table, write_records
+from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.loading import load_for_inference
+from phi3v.inference.prediction import ImageFiles, find_images, format_table, write_records
+from phi3v.tasks.catalogue import prompt_messages
 
 from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
+
+
+FIELDS = ["image", "title", "category3_code", "full_price", "parsed", "answer"]
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -58,8 +62,8 @@ def test_find_images_expands_folders_and_keeps_files(photo_dir, tmp_path):
 def test_image_files_open_lazily(photo_dir):
     files = ImageFiles(find_images([photo_dir]))
     assert len(files) == 3
-    assert [image.size for image in files[0:2]] == [(120, 90), (80, 160)]
-    assert files[2].mode == "RGBA"
+    assert [sample[0].size for sample in files[0:2]] == [(120, 90), (80, 160)]
+    assert files[2][0].mode == "RGBA"
 
 
 @pytest.mark.parametrize("model_form", ["base", "adapter"])
@@ -76,7 +80,8 @@ def test_jsonl_has_one_parsed_answer_per_image(
     # The same answers as generating directly from the images.
     model, processor = load_for_inference(model_path)
     images = ImageFiles(find_images([photo_dir]))
-    expected = generate_answers(model, processor, build_prompts(processor, 3), images, show_progress=False)
+    prompts = [build_prompt(processor, prompt_messages())] * 3
+    expected = generate_answers(model, processor, prompts, images, show_progress=False)
     assert [r["answer"] for r in records] == expected
 
 
@@ -89,7 +94,7 @@ def test_csv_to_stdout(photo_dir, tiny_checkpoint, monkeypatch, capsys):
 def test_table_on_the_terminal(photo_dir, tiny_checkpoint, monkeypatch, capsys):
     run_predict(monkeypatch, "--model", str(tiny_checkpoint), str(photo_dir), "--batch_size", "2")
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["image", "title", "category", "price"]
+    assert lines[0].split() == ["image", "title", "category3_code", "full_price"]
     assert len(lines) == 2 + 3
 
 
@@ -98,18 +103,25 @@ def test_format_table_and_writers():
         {
             "image": "x.jpg",
             "title": "Red Scarf",
-            "category": "SCARVES",
-            "price": 1290.0,
+            "category3_code": "SCARVES",
+            "full_price": 1290.0,
             "parsed": True,
             "answer": ".",
         },
-        {"image": "y.jpg", "title": None, "category": None, "price": None, "parsed": False, "answer": "??"},
+        {"image": "y.jpg", "title": None, "category3_code": None, "full_price": None, "parsed": False, "answer": "??"},
     ]
     table = format_table(records).splitlines()
     assert table[2].split() == ["x.jpg", "Red", "Scarf", "SCARVES", "1,290.00"]
     assert table[3].split() == ["y.jpg", "-", "-", "-"]
     buffer = io.StringIO()
     write_records(records, buffer, "jsonl")
-    assert [json.loads(line)["price"] for line in buffer.getvalue().splitlines()] == [1290.0, None]
+    assert [json.loads(line)["full_price"] for line in buffer.getvalue().splitlines()] == [1290.0, None]
+    answers_only = format_table([{"image": "z.jpg", "answer": "A red scarf."}]).splitlines()
+    assert answers_only[0].split() == ["image", "answer"] and answers_only[2].split() == [
+        "z.jpg",
+        "A",
+        "red",
+        "scarf.",
+    ]
     with pytest.raises(ValueError, match="jsonl' or 'csv"):
         write_records(records, io.StringIO(), "xml")

@@ -6,10 +6,13 @@ from PIL import Image
 from transformers import AutoProcessor
 
 import phi3v  # noqa: F401  (registers the Auto classes)
-from phi3v.data.formatting import render_answer
-from phi3v.evaluation.parsing import parse_answer
+from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
+from phi3v.tasks.catalogue.negatives import HardNegatives, build_preference_pairs, is_correct, preference_pair
 from phi3v.training.preference_collator import Phi3VPreferenceCollator
-from phi3v.training.preferences import HardNegatives, build_preference_pairs, is_correct, preference_pair
+
+
+DEFAULT = AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
+render_answer = DEFAULT.render
 
 
 ROWS = [
@@ -27,16 +30,28 @@ ROWS = [
 def test_hard_negatives_change_one_field_plausibly():
     negatives = HardNegatives(ROWS, seed=3)
     for _ in range(20):
-        price = parse_answer(negatives.make(ROWS[0], "price"))
-        assert (price.title, price.category) == ("Black Check Scarf", "SCARVES")
-        assert 0.1 * 590 - 1 <= abs(price.price - 590.0) <= 0.4 * 590 + 1
-        category = parse_answer(negatives.make(ROWS[0], "category"))
-        assert category.category == "BELTS"  # the only other category of the same department
-        assert (category.title, category.price) == ("Black Check Scarf", 590.0)
-        title = parse_answer(negatives.make(ROWS[0], "title"))
-        assert title.title == "Red Plain Scarf"  # the other product of the same category
+        price = DEFAULT.parse(negatives.make(ROWS[0], "price"))
+        assert (price["title"], price["category3_code"]) == ("Black Check Scarf", "SCARVES")
+        assert 0.1 * 590 - 1 <= abs(price["full_price"] - 590.0) <= 0.4 * 590 + 1
+        category = DEFAULT.parse(negatives.make(ROWS[0], "category"))
+        assert category["category3_code"] == "BELTS"  # the only other category of the same department
+        assert (category["title"], category["full_price"]) == ("Black Check Scarf", 590.0)
+        title = DEFAULT.parse(negatives.make(ROWS[0], "title"))
+        assert title["title"] == "Red Plain Scarf"  # the other product of the same category
     # A department with one category borrows from the rest of the catalogue.
-    assert parse_answer(negatives.make(ROWS[3], "category")).category in {"SCARVES", "BELTS"}
+    assert DEFAULT.parse(negatives.make(ROWS[3], "category"))["category3_code"] in {"SCARVES", "BELTS"}
+
+
+def test_a_custom_template_builds_pairs_with_its_own_answers():
+    template = AnswerTemplate("{title} costs ${full_price}")
+    negatives = HardNegatives(ROWS, template, seed=0)
+    generated = ["Red Plain Scarf costs $450.00", "Black Check Scarf costs $100", "nonsense", "x"]
+    pairs = build_preference_pairs(ROWS, negatives, [generated[1], generated[0], *generated[2:]])
+    assert pairs[0]["kind"] == "on_policy" and pairs[0]["chosen"][0]["content"] == "Black Check Scarf costs $590.00"
+    assert pairs[1]["kind"] in {"price", "title"}  # right answer: a hard negative of a kind the template shows
+    assert is_correct("red plain scarf costs $450", ROWS[1], template)
+    with pytest.raises(ValueError, match="changes a column"):
+        build_preference_pairs(ROWS, negatives, kinds=["category"])
 
 
 def test_same_seed_same_negatives():
@@ -57,7 +72,7 @@ def test_on_policy_pairs_use_wrong_answers_and_fall_back_for_right_ones():
     assert pairs[1]["rejected"] == [{"role": "assistant", "content": generated[1]}]
     assert pairs[1]["chosen"] == [{"role": "assistant", "content": render_answer(ROWS[1])}]
     assert pairs[1]["prompt"] == [{"role": "user", "content": "<|image_1|>What is shown in this image?"}]
-    assert is_correct(generated[2], ROWS[2]) and not is_correct(generated[1], ROWS[1])
+    assert is_correct(generated[2], ROWS[2], DEFAULT) and not is_correct(generated[1], ROWS[1], DEFAULT)
 
 
 def test_preference_collator_scores_only_the_answers(tiny_checkpoint):

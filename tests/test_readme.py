@@ -45,6 +45,8 @@ DOCUMENTS = MARKDOWN + DOCSTRING_FILES + RECIPE_FILES
 
 # Scripts parsed by TrlParser over these dataclasses (plus `--config`); the others are argparse scripts.
 TRL_SCRIPTS = {"scripts/sft.py": "SFTConfig", "scripts/dpo.py": "DPOConfig"}
+# Argparse scripts that pass the flags they do not know on to another script.
+PASSES_ON_TO = {"scripts/reproduce.py": "scripts/sft.py"}
 
 # Commands that are not run here, by a substring of the command (matched whole: not followed by a word character or
 # a dash), with the reason. The first match wins.
@@ -76,6 +78,8 @@ NOT_RUN = {
     "scripts/dpo.py recipes/smoke-dpo.yaml": "DPO training on the demo's SFT model; tests/test_dpo.py runs it "
     "shortened",
     "wandb sync": "uploads offline runs to W&B (account and network)",
+    "scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir": "a minute of CPU training and evaluation; "
+    "tests/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
 }
 
 # Scripts whose documented commands run here. A command of theirs that is not in NOT_RUN runs.
@@ -331,7 +335,10 @@ def accepted_flags(script: str) -> frozenset[str]:
     # argparse: the option strings of the "options:" section (the description before it quotes example commands).
     options = script_help(script).partition("\noptions:\n")[2]
     invocations = [re.split(r"\s{2,}", line.strip())[0] for line in options.splitlines() if re.match(r"^  -", line)]
-    return frozenset(flag for invocation in invocations for flag in re.findall(r"--[\w-]+", invocation))
+    flags = frozenset(flag for invocation in invocations for flag in re.findall(r"--[\w-]+", invocation))
+    if script in PASSES_ON_TO:  # flags it does not know go to another script
+        flags |= accepted_flags(PASSES_ON_TO[script])
+    return flags
 
 
 @functools.cache

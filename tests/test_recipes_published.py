@@ -88,7 +88,8 @@ def test_recipe_matches_the_published_row(row):
     # the header: published number, hardware, and the launch command with ZeRO-2 for full fine-tuning, DDP for LoRA
     text = header(row.recipe)
     assert f"Published: {row.value} {task.metric_name}" in text and "8xA100-80GB" in text
-    (config,) = re.findall(r"--config_file accelerate_configs/(\w+)\.yaml", text)
+    (config,) = set(re.findall(r"--config_file accelerate_configs/(\w+)\.yaml", text))
+    assert f"python scripts/reproduce.py recipes/{row.recipe}" in text
     assert config == ("multi_gpu" if is_lora else "zero2")
     assert yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{config}.yaml").read_text())["num_processes"] == GPUS
 
@@ -135,4 +136,5 @@ def test_published_readme_agrees_with_the_table():
         assert float(published) == row.value and metric == TASKS[row.task].metric_name
         assert method == row.method and model == row.model.split("/")[1]
         assert reproduced == ""  # filled in only from a real run
-        assert f"scripts/sft.py recipes/{row.recipe}" in command
+        assert f"python scripts/reproduce.py recipes/{row.recipe}" in command
+        assert f"accelerate_configs/{'multi_gpu' if row.lora_r else 'zero2'}.yaml" in command

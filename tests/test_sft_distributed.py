@@ -1,8 +1,8 @@
-"""Two-process CPU runs of the smoke recipe under the repository's accelerate configs: DDP (`multi_gpu`) and
-DeepSpeed ZeRO-2 and ZeRO-3 (on DeepSpeed's CPU accelerator). Each config is used as shipped except for
+"""Two-process CPU runs of the smoke recipes under the repository's accelerate configs: SFT under DDP (`multi_gpu`)
+and DeepSpeed ZeRO-2 and ZeRO-3 (on DeepSpeed's CPU accelerator), and DPO under ZeRO-3. Each config is used as shipped except for
 `use_cpu: true`, `mixed_precision: 'no'` and `num_processes: 2`. FSDP is not among them: accelerate enables it only
-on accelerators (on CPU `fsdp.yaml` silently runs as DDP), so its wrap classes are checked against the model instead
-(`test_training_model_loading.py`).
+on accelerators (on CPU `fsdp.yaml` silently runs as DDP), so `test_fsdp.py` shards the model with torch's
+`fully_shard` directly, by the units the config names.
 
 The first DeepSpeed run on a machine compiles DeepSpeed's shared-memory communication op (about 2 minutes on 2
 cores, cached in ~/.cache/torch_extensions); later runs take about 20 seconds each.
@@ -52,3 +52,37 @@ def test_two_process_smoke_run(config_name, tiny_checkpoint, synthetic_catalogue
     inputs = processor("<|user|>\nWhat is shown in this image?<|end|>\n<|assistant|>\n")
     assert model.generate(**inputs, max_new_tokens=3, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
     assert model.model.layers[0].self_attn.qkv_proj.weight.abs().sum() > 0
+
+
+def test_two_process_zero3_dpo_saves_a_model_that_reloads(tiny_checkpoint, synthetic_catalogue, tmp_path):
+    """DPO ends the way SFT does: `trainer.save_model` gathers the ZeRO-3 shards (here of the LoRA adapter)."""
+    pairs = tmp_path / "pairs"
+    command = [
+        sys.executable,
+        "scripts/make_preferences.py",
+        "--dataset",
+        str(synthetic_catalogue),
+        "--output",
+        str(pairs),
+    ]
+    subprocess.run(command, check=True, cwd=REPO_ROOT, capture_output=True, timeout=600)
+    config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / "zero3.yaml").read_text())
+    config.update(use_cpu=True, mixed_precision="no", num_processes=2)
+    config_file = tmp_path / "zero3-cpu.yaml"
+    config_file.write_text(yaml.safe_dump(config))
+    output_dir = tmp_path / "dpo"
+    command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
+    command += ["scripts/dpo.py", "recipes/smoke-dpo.yaml", "--model_name_or_path", str(tiny_checkpoint)]
+    command += ["--dataset_name", str(pairs), "--output_dir", str(output_dir), "--max_steps", "3"]
+    command += ["--logging_steps", "1", "--per_device_train_batch_size", "2"]
+    result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    state = json.loads((output_dir / "trainer_state.json").read_text())
+    assert len([entry for entry in state["log_history"] if "rewards/accuracies" in entry]) == 3
+    model = AutoModelForCausalLM.from_pretrained(output_dir)  # the base, then the gathered adapter
+    lora_b = [parameter for name, parameter in model.named_parameters() if "lora_B" in name]
+    assert lora_b and any(parameter.abs().sum() > 0 for parameter in lora_b)  # trained, not empty shards
+    processor = AutoProcessor.from_pretrained(output_dir)
+    inputs = processor("<|user|>\nWhat is shown in this image?<|end|>\n<|assistant|>\n")
+    assert model.generate(**inputs, max_new_tokens=3, do_sample=False).shape[1] > inputs["input_ids"].shape[1]

@@ -15,9 +15,10 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401
-from phi3v.data import render_answer
+from phi3v.inference.generation import build_prompt
 from phi3v.modeling.processing_phi3_v import stop_token_ids
-from phi3v.training import Phi3VDataCollator
+from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, prompt_messages
+from phi3v.tasks.config import load_task_config
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -73,6 +74,7 @@ def test_smoke_output_has_model_processor_generation_config_and_card(smoke_run, 
         assert (smoke_run / name).exists(), name
     card = (smoke_run / "README.md").read_text()
     assert "trained with SFT" in card and "import phi3v" in card and f'from_pretrained("{smoke_run}")' in card
+    assert (load_task_config(smoke_run).task, load_task_config(smoke_run).dataset_format) == ("catalogue", "catalogue")
     assert "huggingface.co/datasets" not in card  # a local catalogue is not linked to the Hub
     config = json.loads((smoke_run / "config.json").read_text())
     assert config["use_cache"] is True
@@ -90,8 +92,7 @@ def test_smoke_output_reloads_and_generates(smoke_run, synthetic_catalogue):
     model = AutoModelForCausalLM.from_pretrained(smoke_run)
     assert model.generation_config.eos_token_id == stop_token_ids(processor.tokenizer)
     rows = datasets.load_from_disk(str(synthetic_catalogue))["test"].select(range(2))
-    collator = Phi3VDataCollator(processor)
-    prompts = [collator.conversation(row, with_answer=False) for row in rows]
+    prompts = [build_prompt(processor, prompt_messages())] * len(rows)
     inputs = processor(prompts, images=[[row["image"]] for row in rows], padding_side="left")
     output = model.generate(**inputs, max_new_tokens=40, do_sample=False)
     answers = processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
@@ -165,7 +166,7 @@ def test_offline_wandb_run_holds_the_predictions_table(tiny_checkpoint, syntheti
     tables = sorted((run_dir / "files" / "media" / "table" / "eval").glob("predictions_*.table.json"))
     assert len(tables) >= 2  # at steps 2 and 4 (and the final evaluation)
     table = json.loads(tables[-1].read_text())
-    assert table["columns"] == ["image", "ground_truth", "prediction", "price_error"]
+    assert table["columns"] == ["image", "reference", "prediction", "price_error"]
     rows = datasets.load_from_disk(str(synthetic_catalogue))["validation"].select(range(3))
-    assert [row[1] for row in table["data"]] == [render_answer(row) for row in rows]
+    assert [row[1] for row in table["data"]] == [AnswerTemplate(DEFAULT_ANSWER_TEMPLATE).render(row) for row in rows]
     assert all(isinstance(row[2], str) for row in table["data"])

@@ -1,6 +1,9 @@
-"""The SFT collator: labels are exactly the answer and its <|end|>; mixed image sizes and text-only rows batch together;
-lengths for grouping come from image sizes without decoding; long rows are dropped, never truncated."""
+"""The SFT collator on catalogue rows: labels are exactly the answer and its <|end|>; mixed image sizes and text-only
+rows batch together; lengths for grouping come from image headers without decoding; long rows are dropped, never
+truncated. (Other layouts: tests/test_training_formats.py.)"""
 
+import functools
+import io
 import logging
 
 import datasets
@@ -10,7 +13,16 @@ from PIL import Image
 from transformers import AutoProcessor
 
 import phi3v  # noqa: F401
-from phi3v.training import Phi3VDataCollator, add_length_column, padding_share
+from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
+from phi3v.training import Phi3VSFTCollator, add_length_column, padding_share
+
+
+def Phi3VDataCollator(processor, question="What is shown in this image?", answer_template=None, max_length=None):
+    """The SFT collator reading catalogue rows, as sft.py builds it for a catalogue."""
+    template = AnswerTemplate(answer_template) if answer_template else None
+    return Phi3VSFTCollator(
+        processor, max_length, functools.partial(to_conversation, question=question, template=template)
+    )
 
 
 def catalogue_row(title, category, price, size=None, colour=(200, 30, 40)):
@@ -101,9 +113,10 @@ def test_collated_batch_trains_the_model(processor, tiny_checkpoint):
 
 def test_question_and_answer_template_come_from_the_recipe(processor):
     collator = Phi3VDataCollator(processor, question="Describe the product.", answer_template="{title} ({full_price})")
-    assert collator.conversation(ROWS[0], with_answer=False) == (
-        "<|user|>\n<|image_1|>Describe the product.<|end|>\n<|assistant|>\n"
-    )
+    assert collator.conversation(ROWS[0]).messages[0] == {
+        "role": "user",
+        "content": "<|image_1|>Describe the product.",
+    }
     batch = collator([ROWS[0]])
     labels = batch["labels"][0]
     assert processor.tokenizer.decode(labels[labels != -100]) == "Black Check Scarf (390.00)<|end|>"
@@ -132,9 +145,21 @@ def test_official_processors_give_answer_only_labels(official_files):
 
 
 def undecodable_catalogue(rows):
-    """A dataset like a prepared catalogue, except that its image bytes are not an image: decoding one would fail."""
+    """A dataset like a prepared catalogue, except that its image files hold garbage where the pixels are: the size can
+    be read from the header, decoding would fail."""
+
+    def header_only(image):
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        data = bytearray(buffer.getvalue())
+        pixels = data.index(b"IDAT") + 4
+        data[pixels : pixels + 16] = b"\xff" * 16  # not a zlib stream
+        with pytest.raises(Exception):  # noqa: B017  (whatever PIL raises, it cannot decode this)
+            Image.open(io.BytesIO(bytes(data))).load()
+        return {"bytes": bytes(data), "path": None}
+
     columns = {key: [row[key] for row in rows] for key in rows[0] if key != "image"}
-    columns["image"] = [None if row["image"] is None else {"bytes": b"not a jpeg", "path": None} for row in rows]
+    columns["image"] = [None if row["image"] is None else header_only(row["image"]) for row in rows]
     features = datasets.Features(
         {
             "image": datasets.Image(),
@@ -168,15 +193,3 @@ def test_padding_share_by_hand():
     lengths = [10, 10, 6, 2]
     assert padding_share(lengths, [[0, 1], [2, 3]]) == pytest.approx(1 - 28 / 32)
     assert padding_share(lengths, [[0, 2], [1, 3]]) == pytest.approx(1 - 28 / 40)
-
-
-def test_answer_end_stops_after_the_last_end_and_checks_the_prompt():
-    from phi3v.training.collator import answer_end
-
-    end = 7
-    assert answer_end([1, 2], [1, 2, 30, 31, end, 13], end, "text") == 5
-    assert answer_end([1, 2], [1, 2, 30, end, 31, end, 13, 0], end, "text") == 6
-    with pytest.raises(ValueError, match="not a prefix"):
-        answer_end([1, 3], [1, 2, 30, end], end, "text")
-    with pytest.raises(ValueError, match="no <\\|end\\|> token"):
-        answer_end([1, 2], [1, 2, 30, 31], end, "text")

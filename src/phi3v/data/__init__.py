@@ -1,7 +1,7 @@
-"""Catalogue data: sources, image fetching, cleaning, splits, the on-disk format, chat formatting, synthetic data."""
+"""Data: catalogue preparation (sources, image fetching, cleaning, splits, the on-disk format, synthetic data), and
+loading any dataset with the layouts it may come in (`loading`, `formats`, `trl_format`)."""
 
 from .fetch import FetchSettings
-from .formatting import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, build_messages, format_price, render_answer
 from .prepare import prepare_catalogue
 from .report import DropReason
 from .sources import DEFAULT_HUB_DATASET, load_source
@@ -12,17 +12,12 @@ from .synthetic import make_synthetic_catalogue
 
 __all__ = [
     "CATALOGUE_FEATURES",
-    "DEFAULT_ANSWER_TEMPLATE",
     "DEFAULT_HUB_DATASET",
-    "DEFAULT_QUESTION",
     "SPLIT_NAMES",
     "DropReason",
     "FetchSettings",
-    "build_messages",
-    "format_price",
     "load_source",
     "make_synthetic_catalogue",
     "prepare_catalogue",
-    "render_answer",
     "split_by_product_code",
 ]

@@ -29,6 +29,8 @@ class DropReason(StrEnum):
     TOO_MANY_BYTES = "too_many_bytes"
     NOT_AN_IMAGE = "not_an_image"  # Pillow cannot identify the bytes (HTML error page, empty body...)
     TOO_MANY_PIXELS = "too_many_pixels"  # width x height over the cap, read from the header before decoding
+    IMAGE_TOO_SMALL = "image_too_small"  # short side under one CLIP patch (14 px), e.g. a 1x1 tracking pixel
+    EXTREME_ASPECT_RATIO = "extreme_aspect_ratio"  # over 96:1, the model would see a strip under one patch high
     TRUNCATED_IMAGE = "truncated_image"
     CORRUPT_IMAGE = "corrupt_image"  # identified, but the pixels cannot be decoded or converted to RGB
     # Kept another row with the same product code.

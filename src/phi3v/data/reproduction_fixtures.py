@@ -14,8 +14,8 @@ Every answer can be read from the pictures, so a tiny model that trains for a mi
   `Blue`, `Black`) or its shape (`circle`, `square`, `triangle`).
 - Hateful Memes: a meme with a caption bar; it is "hateful" (`yes`) exactly when its symbol is a red triangle, and
   not (`no`) when it is a green circle. Half of each.
-- NLVR2: two pictures of one coloured shape each; "Both images show the same colour." is `True` for half the rows,
-  and every other row asks a second turn about the left shape.
+- NLVR2: two pictures of one coloured shape each; "The left image shows a red shape." is `True` for half the rows,
+  and every other row asks a second turn, "Both images show the same colour." (trained, not evaluated).
 
 The questions are this module's own wording (the Hub's exact `user` texts for these configs were not available);
 only the schema is copied. Everything is deterministic from the seed; the default sizes build in a few seconds.
@@ -81,6 +81,7 @@ QUESTIONS = {
     },
 }
 MEME_QUESTION = "Is this meme hateful? Answer yes or no."
+LEFT_RED_STATEMENT = "The left image shows a red shape."
 SAME_COLOUR_STATEMENT = "Both images show the same colour."
 
 
@@ -174,21 +175,19 @@ def hateful_memes_rows(rng: random.Random, num_rows: int) -> list[dict]:
 
 
 def nlvr2_rows(rng: random.Random, num_rows: int) -> list[dict]:
-    """Rows of the_cauldron `nlvr2`: two pictures; "same colour?" is true for half the rows; every other row has a
-    second turn about the left picture's shape."""
-    same = [True, False] * (num_rows // 2) + [True] * (num_rows % 2)
-    rng.shuffle(same)
+    """Rows of the_cauldron `nlvr2`: two pictures; "The left image shows a red shape." is true for half the rows;
+    every other row has a second turn, whether both pictures have the same colour."""
+    left_red = [True, False] * (num_rows // 2) + [True] * (num_rows % 2)
+    rng.shuffle(left_red)
     rows = []
-    for index, same_colour in enumerate(same):
-        left_colour = rng.choice(list(COLOURS))
-        right_colour = left_colour if same_colour else rng.choice([c for c in COLOURS if c != left_colour])
-        left_shape, right_shape = rng.choice(SHAPES), rng.choice(SHAPES)
-        images = [shape_picture(rng, left_shape, left_colour, 64), shape_picture(rng, right_shape, right_colour, 64)]
-        texts = [{"user": SAME_COLOUR_STATEMENT, "assistant": str(same_colour), "source": "nlvr2"}]
+    for index, is_red in enumerate(left_red):
+        left_colour = "Red" if is_red else rng.choice([c for c in COLOURS if c != "Red"])
+        right_colour = rng.choice(list(COLOURS))
+        images = [shape_picture(rng, rng.choice(SHAPES), colour, 64) for colour in (left_colour, right_colour)]
+        texts = [{"user": LEFT_RED_STATEMENT, "assistant": str(is_red), "source": "nlvr2"}]
         if index % 2:
-            asked = rng.choice(SHAPES)
-            statement = f"The left image shows a {asked}."
-            texts.append({"user": statement, "assistant": str(asked == left_shape), "source": "nlvr2"})
+            same = str(left_colour == right_colour)
+            texts.append({"user": SAME_COLOUR_STATEMENT, "assistant": same, "source": "nlvr2"})
         rows.append({"images": images, "texts": texts})
     return rows
 

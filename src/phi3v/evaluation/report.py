@@ -12,6 +12,8 @@ from matplotlib.figure import Figure
 # Fractions shown as percentages; every other float is shown with three decimals, except the money below.
 _PERCENT_METRICS = {
     "parse_rate",
+    "exact_match",
+    "accuracy",
     "title_exact_match",
     "category_accuracy",
     "price_coverage",
@@ -22,14 +24,6 @@ _PERCENT_METRICS = {
     "price_mape_parsed",
 }
 _DOLLAR_METRICS = {"price_mae"}
-
-_METRICS_EXPLAINED = """\
-Rates and percentage errors are over all test samples. Text fields are compared casefolded with whitespace collapsed;
-a missing title or category counts as wrong. A missing price counts as a prediction of $0 (100% error, never within a
-tolerance), so `price_coverage` says how often a price was read and `price_mape_parsed` is the MAPE over those answers
-only. `title_anls` is 1 - normalised Levenshtein distance, 0 when the distance is 0.5 or more. `price_rmse_log` is the
-RMSE of log(1 + price). Baselines predict no title, so their `parse_rate` is 0 by construction.
-"""
 
 
 def format_metric(name: str, value: float | None) -> str:
@@ -46,7 +40,7 @@ def format_metric(name: str, value: float | None) -> str:
         return "n/a"
     if isinstance(value, int):
         return f"{value:,}"
-    if name in _PERCENT_METRICS:
+    if name in _PERCENT_METRICS or name.endswith("_exact_match"):
         return f"{value:.1%}"
     if name in _DOLLAR_METRICS:
         return f"${value:,.2f}"
@@ -89,6 +83,7 @@ def write_report(
     title: str = "Evaluation report",
     notes: str | None = None,
     plots: Sequence[str | os.PathLike] = (),
+    explanation: str | None = None,
 ) -> Path:
     """Write `report.md`: the metrics table of every model and baseline, how to read it, and the plots.
 
@@ -99,6 +94,7 @@ def write_report(
         notes (`str`, *optional*): Free text placed under the heading, e.g. the checkpoints and test split used.
         plots (`Sequence`, *optional*, defaults to `()`):
             Images to embed, e.g. from `plot_price_scatter`; linked relative to `output_dir` when inside it.
+        explanation (`str`, *optional*): how to read the metrics, placed under the table.
 
     Returns:
         `Path`: The path of `report.md`.
@@ -108,7 +104,9 @@ def write_report(
     sections = [f"# {title}\n"]
     if notes:
         sections.append(notes.strip() + "\n")
-    sections += [format_report_table(metrics_by_model), _METRICS_EXPLAINED]
+    sections.append(format_report_table(metrics_by_model))
+    if explanation:
+        sections.append(explanation)
     if plots:
         sections.append("## Price predictions\n")
         for plot in plots:

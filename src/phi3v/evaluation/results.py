@@ -3,26 +3,39 @@ report and plots.
 
 Written into the output directory:
 
-- `metrics.json`: system name -> metrics (`score_predictions`), models first, then the baselines;
-- `predictions.jsonl`: one line per product with its `product_code`, the `truth` and, for every generated system (a
-  model or its blank-image control), the raw `answer`, the `parsed` fields and the per-field `errors`;
+- `metrics.json`: system name -> metrics, models first (each followed by its blank-image control), then baselines;
+- `predictions.jsonl`: one line per evaluated row: its `id`, the `prompt` (the last user turn), the `references` and,
+  for every generated system, the raw `answer` and its `scores` (the first is the headline metric; higher is better).
+  Catalogue lines also carry the `truth` (the template's columns) and, per system, the `parsed` fields and `errors`;
 - `report.md`: the table of every system side by side, how to read it, and the plots;
-- `price_scatter_<system>.png`: predicted against true price, log axes, one per generated system.
+- `price_scatter_<system>.png` (catalogue with prices): predicted against true price, log axes.
 """
 
-import dataclasses
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from phi3v.evaluation.baselines import global_median_predictions, true_category_median_predictions
-from phi3v.evaluation.metrics import build_records, normalise_text, normalised_edit_similarity, score_predictions
-from phi3v.evaluation.parsing import ParsedAnswer, parse_answer
+import numpy as np
+
+from phi3v.evaluation.metrics import answer_scores
 from phi3v.evaluation.report import plot_price_scatter, write_metrics_json, write_predictions_jsonl, write_report
+from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
+from phi3v.tasks.catalogue.metrics import answer_errors, score_catalogue
 
 
-GLOBAL_MEDIAN = "global median"
-CATEGORY_MEDIAN = "true-category median"
+CONVERSATION_METRICS_EXPLAINED = """\
+Each answer is compared with its reference(s), the best over them: `exact_match` after stripping spaces and trailing
+dots, casefolding and collapsing whitespace on both sides; `edit_similarity` is 1 - normalised Levenshtein distance
+of those normalised strings. Task metrics, when the task has one, follow its published definition.
+"""
+
+CATALOGUE_METRICS_EXPLAINED = """\
+Rates and percentage errors are over all test samples. Text fields are compared casefolded with whitespace collapsed;
+a missing value counts as wrong. A missing price counts as a prediction of $0 (100% error, never within a tolerance),
+so `price_coverage` says how often a price was read and `price_mape_parsed` is the MAPE over those answers only.
+`title_anls` is 1 - normalised Levenshtein distance, 0 when the distance is 0.5 or more. `price_rmse_log` is the RMSE
+of log(1 + price). Baselines predict no title (and the global median no category): "n/a", not a score.
+"""
 
 
 def blank_control_name(model_name: str) -> str:
@@ -30,62 +43,22 @@ def blank_control_name(model_name: str) -> str:
     return f"{model_name} (grey image)"
 
 
-def truth(row: Mapping) -> dict:
-    """The fields an answer is scored against, under the names `ParsedAnswer` uses."""
-    return {"title": row["title"], "category": row["category3_code"], "price": row["full_price"]}
-
-
-def answer_errors(row: Mapping, parsed: ParsedAnswer) -> dict:
-    """Per-product errors, counted as `score_predictions` counts them (a missing price is a prediction of $0).
-
-    Args:
-        row (`Mapping`): the dataset row, with `title`, `category3_code` and `full_price`.
-        parsed (`ParsedAnswer`): the fields read from the answer.
-
-    Returns:
-        `dict`: `title_exact_match` and `category_correct` (`bool`), `title_anls` (`float` in [0, 1]),
-        `price_abs_error` (dollars) and `price_pct_error` (a fraction; 1.0 when no price was read).
-    """
-    true_price = float(row["full_price"])
-    predicted_price = 0.0 if parsed.price is None else parsed.price
-    return {
-        "title_exact_match": _same_text(parsed.title, row["title"]),
-        "title_anls": 0.0 if parsed.title is None else normalised_edit_similarity(parsed.title, row["title"]),
-        "category_correct": _same_text(parsed.category, row["category3_code"]),
-        "price_abs_error": abs(predicted_price - true_price),
-        "price_pct_error": abs(predicted_price - true_price) / true_price,
-    }
-
-
-def baseline_metrics(train_rows: Sequence[Mapping], rows: Sequence[Mapping]) -> dict[str, dict]:
-    """Metrics of the image-free baselines on `rows`: the training median price, and the true category's median.
-
-    Args:
-        train_rows (`Sequence[Mapping]`): training rows with `category3_code` and `full_price`.
-        rows (`Sequence[Mapping]`): the evaluated rows.
-    """
-    return {
-        GLOBAL_MEDIAN: score_predictions(build_records(rows, global_median_predictions(train_rows, rows))),
-        CATEGORY_MEDIAN: score_predictions(build_records(rows, true_category_median_predictions(train_rows, rows))),
-    }
-
-
-def write_results(
+def write_conversation_results(
     output_dir: str | Path,
-    rows: Sequence[Mapping],
+    items: Sequence[Mapping],
     answers_by_system: Mapping[str, Sequence[str]],
-    baselines: Mapping[str, Mapping],
+    task_metric: tuple[str, Callable[[str, list[str]], float]] | None = None,
     title: str = "Evaluation report",
     notes: str | None = None,
 ) -> dict[str, dict]:
-    """Parses and scores every generated system, then writes the files listed in the module docstring.
+    """Scores every system's answers against each item's references and writes the files of the module docstring.
 
     Args:
-        output_dir (`str` or `Path`): where to write; created if needed, existing files of the same names replaced.
-        rows (`Sequence[Mapping]`): the evaluated rows (without images), in the order of the answers.
-        answers_by_system (`Mapping[str, Sequence[str]]`): system name -> one generated answer per row, in the
-            column order wanted.
-        baselines (`Mapping[str, Mapping]`): baseline name -> metrics, e.g. from `baseline_metrics`.
+        output_dir (`str` or `Path`): where to write; created if needed.
+        items (`Sequence[Mapping]`): the evaluated items (`id`, `prompt` messages, `references`), in answer order.
+        answers_by_system (`Mapping[str, Sequence[str]]`): system name -> one generated answer per item.
+        task_metric (`tuple`, *optional*): `(name, metric(prediction, references))` of the task, e.g. ANLS; it comes
+            first in the scores and the table.
         title (`str`, *optional*, defaults to `"Evaluation report"`): the report's heading.
         notes (`str`, *optional*): text under the heading (checkpoints, split, settings).
 
@@ -93,28 +66,84 @@ def write_results(
         `dict[str, dict]`: system name -> metrics, as written to `metrics.json`.
     """
     output_dir = Path(output_dir)
-    metrics_by_system, plots = {}, []
-    parsed_by_system = {
-        name: [parse_answer(answer) for answer in answers] for name, answers in answers_by_system.items()
+    scores_by_system = {}
+    for name, answers in answers_by_system.items():
+        scores_by_system[name] = [
+            _item_scores(answer, list(item["references"]), task_metric)
+            for answer, item in zip(answers, items, strict=True)
+        ]
+    metrics_by_system = {
+        name: {"num_samples": len(items)}
+        | {metric: float(np.mean([s[metric] for s in scores])) for metric in scores[0]}
+        for name, scores in scores_by_system.items()
     }
-    for name, parsed in parsed_by_system.items():
-        metrics_by_system[name] = score_predictions(build_records(rows, parsed))
-        plot = output_dir / f"price_scatter_{_slug(name)}.png"
-        plot_price_scatter(plot, [row["full_price"] for row in rows], [p.price for p in parsed], title=name)
-        plots.append(plot)
-    metrics_by_system.update(baselines)
-
     write_predictions_jsonl(
         output_dir / "predictions.jsonl",
         (
             {
-                "product_code": row["product_code"],
-                "truth": truth(row),
+                "id": item["id"],
+                "prompt": item["prompt"][-1]["content"],
+                "references": list(item["references"]),
+                "predictions": {
+                    name: {"answer": answers_by_system[name][index], "scores": scores_by_system[name][index]}
+                    for name in answers_by_system
+                },
+            }
+            for index, item in enumerate(items)
+        ),
+    )
+    write_metrics_json(output_dir / "metrics.json", metrics_by_system)
+    write_report(output_dir, metrics_by_system, title, notes, explanation=CONVERSATION_METRICS_EXPLAINED)
+    return metrics_by_system
+
+
+def write_catalogue_results(
+    output_dir: str | Path,
+    rows: Sequence[Mapping],
+    answers_by_system: Mapping[str, Sequence[str]],
+    baselines: Mapping[str, Mapping],
+    template: AnswerTemplate,
+    title: str = "Evaluation report",
+    notes: str | None = None,
+) -> dict[str, dict]:
+    """Parses answers with the recipe's template, scores them as the catalogue task does, and writes the files of the
+    module docstring, baselines included.
+
+    Args:
+        output_dir (`str` or `Path`): where to write; created if needed.
+        rows (`Sequence[Mapping]`): the evaluated catalogue rows (without images), in answer order.
+        answers_by_system (`Mapping[str, Sequence[str]]`): system name -> one generated answer per row.
+        baselines (`Mapping[str, Mapping]`): baseline name -> metrics (`phi3v.tasks.catalogue.metrics`).
+        template ([`AnswerTemplate`]): the answer template the models were trained with.
+        title (`str`, *optional*, defaults to `"Evaluation report"`): the report's heading.
+        notes (`str`, *optional*): text under the heading.
+
+    Returns:
+        `dict[str, dict]`: system name -> metrics, as written to `metrics.json`.
+    """
+    output_dir = Path(output_dir)
+    fields = template.fields
+    parsed_by_system = {name: [template.parse(a) for a in answers] for name, answers in answers_by_system.items()}
+    metrics_by_system, plots = {}, []
+    for name, parsed in parsed_by_system.items():
+        metrics_by_system[name] = score_catalogue(rows, parsed, fields)
+        if PRICE_FIELD in fields:
+            plot = output_dir / f"price_scatter_{_slug(name)}.png"
+            plot_price_scatter(plot, [row[PRICE_FIELD] for row in rows], [p[PRICE_FIELD] for p in parsed], title=name)
+            plots.append(plot)
+    metrics_by_system.update(baselines)
+    write_predictions_jsonl(
+        output_dir / "predictions.jsonl",
+        (
+            {
+                "id": str(row.get("product_code", index)),
+                "truth": {field: row[field] for field in fields},
+                "references": [template.render(row)],
                 "predictions": {
                     name: {
                         "answer": answers_by_system[name][index],
-                        "parsed": dataclasses.asdict(parsed[index]),
-                        "errors": answer_errors(row, parsed[index]),
+                        "parsed": parsed[index],
+                        "errors": answer_errors(row, parsed[index], fields),
                     }
                     for name, parsed in parsed_by_system.items()
                 },
@@ -123,12 +152,16 @@ def write_results(
         ),
     )
     write_metrics_json(output_dir / "metrics.json", metrics_by_system)
-    write_report(output_dir, metrics_by_system, title=title, notes=notes, plots=plots)
+    write_report(output_dir, metrics_by_system, title, notes, plots, explanation=CATALOGUE_METRICS_EXPLAINED)
     return metrics_by_system
 
 
-def _same_text(predicted: str | None, true: str) -> bool:
-    return predicted is not None and normalise_text(predicted) == normalise_text(true)
+def _item_scores(answer: str, references: list[str], task_metric) -> dict[str, float]:
+    scores = {}
+    if task_metric is not None:
+        name, metric = task_metric
+        scores[name] = float(metric(answer, references))
+    return scores | answer_scores(answer, references)
 
 
 def _slug(name: str) -> str:

@@ -1,5 +1,5 @@
-"""Log a finished evaluation to Weights & Biases: metrics, the report table, the plots, a table of every product with
-its image and answers, and the output directory as an artifact.
+"""Log a finished evaluation to Weights & Biases: metrics, the report table, the plots, a table of every row with its
+image and answers, and the output directory as an artifact.
 
 The project and entity come from the environment (`WANDB_PROJECT`, `WANDB_ENTITY`), never from code; with
 `WANDB_MODE=offline` everything is written under `./wandb` without a login, for a later `wandb sync`.
@@ -10,6 +10,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import wandb
+
+from phi3v.data.image_columns import load_image
 
 
 THUMBNAIL_SIZE = 336  # images are shown, not re-used: a thumbnail keeps the run small
@@ -26,7 +28,7 @@ def log_evaluation(
     Args:
         output_dir (`str` or `Path`): the evaluation's output directory (`predictions.jsonl`, plots, report).
         metrics_by_system (`Mapping[str, Mapping]`): system name -> metrics, as `write_results` returned them.
-        images (`Sequence`): the product image of each line of `predictions.jsonl`, in order.
+        images (`Sequence[list]`): the images of each line of `predictions.jsonl`, in order (cells or PIL images).
         config (`Mapping`): the run's settings (the script's arguments), stored as the W&B run config.
 
     Returns:
@@ -53,33 +55,31 @@ def log_evaluation(
     return run.id
 
 
-def _predictions_table(predictions_path: Path, images: Sequence) -> wandb.Table:
-    """One row per product: code, image, truth, then each system's answer and main errors."""
+def _predictions_table(predictions_path: Path, images: Sequence[list]) -> wandb.Table:
+    """One row per evaluated item: id, first image, reference, then each system's answer and its scores (or, for a
+    catalogue, its per-field errors)."""
     lines = [json.loads(line) for line in predictions_path.read_text(encoding="utf-8").splitlines()]
     if len(lines) != len(images):
-        raise ValueError(f"{predictions_path} has {len(lines)} products but {len(images)} images were given.")
+        raise ValueError(f"{predictions_path} has {len(lines)} rows but images were given for {len(images)}.")
     systems = list(lines[0]["predictions"]) if lines else []
-    columns = ["product_code", "image", "truth"]
+    measures = {name: list(_measures(lines[0]["predictions"][name])) for name in systems} if lines else {}
+    columns = ["id", "image", "reference"]
     for name in systems:
-        columns += [f"{name}/answer", f"{name}/category_correct", f"{name}/title_anls", f"{name}/price_pct_error"]
+        columns += [f"{name}/answer", *(f"{name}/{measure}" for measure in measures[name])]
     table = wandb.Table(columns=columns)
-    for line, image in zip(lines, images, strict=True):
-        thumbnail = image.copy()
-        thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
-        truth = line["truth"]
-        cells = [
-            line["product_code"],
-            wandb.Image(thumbnail),
-            f"{truth['title']} | {truth['category']} | {truth['price']}",
-        ]
+    for line, sample_images in zip(lines, images, strict=True):
+        thumbnail = None
+        if sample_images:
+            thumbnail = load_image(sample_images[0]).copy()
+            thumbnail.thumbnail((THUMBNAIL_SIZE, THUMBNAIL_SIZE))
+            thumbnail = wandb.Image(thumbnail)
+        cells = [line["id"], thumbnail, " | ".join(line["references"])]
         for name in systems:
             prediction = line["predictions"][name]
-            errors = prediction["errors"]
-            cells += [
-                prediction["answer"],
-                errors["category_correct"],
-                errors["title_anls"],
-                errors["price_pct_error"],
-            ]
+            cells += [prediction["answer"], *_measures(prediction).values()]
         table.add_data(*cells)
     return table
+
+
+def _measures(prediction: dict) -> dict:
+    return prediction.get("errors") or prediction.get("scores") or {}

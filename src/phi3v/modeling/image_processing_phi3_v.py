@@ -6,12 +6,13 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 from transformers.image_processing_utils import BaseImageProcessor, BatchFeature
+from transformers.image_transforms import convert_to_rgb
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from .image_features import count_image_tokens
 
 
-OPENAI_CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
-OPENAI_CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+SIXTEEN_BIT_MODES = ("I;16", "I;16B", "I;16L", "I;16N", "I")
 
 
 def hd_scale(width: int, height: int, num_crops: int) -> int:
@@ -27,26 +28,36 @@ def hd_scale(width: int, height: int, num_crops: int) -> int:
     return scale - 1
 
 
+def hd_resized_size(width: int, height: int, num_crops: int, crop_size: int = 336) -> tuple[int, int]:
+    """Size (long side, short side) the HD transform resizes a `width` x `height` image to, before padding.
+
+    The long side becomes `scale * crop_size`; the short side keeps the aspect ratio (truncated, as the reference
+    does). Above an aspect ratio of `scale * crop_size` (1,344:1 at 4 crops) the reference formula gives a short side
+    of 0 pixels and crashes; it is kept at 1 pixel instead, which changes nothing for any image the reference handles.
+    """
+    long_side, short_side = max(width, height), min(width, height)
+    new_long = hd_scale(long_side, short_side, num_crops) * crop_size
+    return new_long, max(1, int(new_long / (long_side / short_side)))
+
+
 def hd_padded_size(width: int, height: int, num_crops: int, crop_size: int = 336) -> tuple[int, int]:
     """Padded HD size (height, width) of a `width` x `height` image, computed without touching pixels.
 
-    The long side becomes `scale * crop_size`; the short side keeps the aspect ratio (truncated) and is padded up to a
-    multiple of `crop_size`. Portrait images are handled transposed, as the reference does.
+    The short side of [`hd_resized_size`] is padded up to a multiple of `crop_size`. Portrait images are handled
+    transposed, as the reference does.
     """
-    transposed = width < height
-    if transposed:
-        width, height = height, width
-    new_width = hd_scale(width, height, num_crops) * crop_size
-    new_height = int(new_width / (width / height))
-    padded_height = math.ceil(new_height / crop_size) * crop_size
-    return (new_width, padded_height) if transposed else (padded_height, new_width)
+    new_long, new_short = hd_resized_size(width, height, num_crops, crop_size)
+    padded_short = math.ceil(new_short / crop_size) * crop_size
+    return (new_long, padded_short) if width < height else (padded_short, new_long)
 
 
 def to_rgb_image(image) -> Image.Image:
     """Any PIL image, HWC/CHW numpy array or tensor as an 8-bit RGB PIL image with its EXIF orientation applied.
 
-    Transparency is composited on white (as transformers' `convert_to_rgb` does); 16-bit greyscale is scaled to 8 bits
-    instead of clipped; CMYK, palette and greyscale are converted by PIL. Float arrays are read as values in [0, 1].
+    The one RGB conversion of the project: data preparation stores what this returns and the image processor reads
+    what this returns, so a photo becomes the same pixels at training and at prediction. Transparency is composited
+    on white (transformers' `convert_to_rgb`); 16-bit greys are scaled to 8 bits (PIL would clip them to white);
+    CMYK, palette and greyscale are converted by PIL. Float arrays are read as values in [0, 1].
     """
     if isinstance(image, torch.Tensor):
         image = image.detach().cpu().numpy()
@@ -63,15 +74,11 @@ def to_rgb_image(image) -> Image.Image:
     image = ImageOps.exif_transpose(image)
     if image.mode == "RGB":
         return image
-    if image.mode in ("I;16", "I;16B", "I;16L", "I"):
+    if image.mode in SIXTEEN_BIT_MODES:
         array = np.asarray(image, dtype=np.float64)
         peak = 65535.0 if image.mode.startswith("I;16") or array.max() > 255 else 255.0
-        return Image.fromarray((array / peak * 255).round().astype(np.uint8)).convert("RGB")
-    if image.mode in ("RGBA", "LA", "PA", "P") or "transparency" in image.info:
-        rgba = image.convert("RGBA")
-        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return Image.alpha_composite(background, rgba).convert("RGB")
-    return image.convert("RGB")
+        image = Image.fromarray((array / peak * 255).round().astype(np.uint8))
+    return Image.fromarray(convert_to_rgb(image, return_numpy=True))
 
 
 class Phi3VImageProcessor(BaseImageProcessor):
@@ -131,9 +138,7 @@ class Phi3VImageProcessor(BaseImageProcessor):
         transposed = image.width < image.height
         if transposed:
             image = image.transpose(Image.Transpose.TRANSPOSE)
-        ratio = image.width / image.height
-        new_width = hd_scale(image.width, image.height, num_crops) * self.crop_size
-        new_height = int(new_width / ratio)
+        new_width, new_height = hd_resized_size(image.width, image.height, num_crops, self.crop_size)
         image = image.resize((new_width, new_height), Image.Resampling.BILINEAR)
         padded_height = math.ceil(new_height / self.crop_size) * self.crop_size
         top = (padded_height - new_height) // 2

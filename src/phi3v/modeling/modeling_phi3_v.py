@@ -140,6 +140,25 @@ class Phi3VModel(Phi3VPreTrainedModel, Phi3Model):
         self.vision_embed_tokens = Phi3VImageEmbedding(config)
         self.post_init()
 
+    def get_image_features(self, pixel_values: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tensor:
+        """Projected features of all images, concatenated in order: `(total_image_tokens, hidden_size)`.
+
+        Args:
+            pixel_values (`torch.Tensor` of shape `(num_images, num_crops + 1, 3, crop_size, crop_size)`): the crops.
+            image_sizes (`torch.Tensor` of shape `(num_images, 2)`): padded HD size (height, width) per image.
+        """
+        return self.vision_embed_tokens(pixel_values, image_sizes)
+
+    def get_placeholder_mask(self, input_ids: torch.Tensor, image_features: torch.Tensor) -> torch.Tensor:
+        """Image placeholder positions (negative ids) as a `(batch, length, 1)` mask, checked against the features."""
+        image_positions = input_ids < 0
+        if image_features.shape[0] != image_positions.sum():
+            raise ValueError(
+                f"The prompts hold {int(image_positions.sum())} image placeholder tokens but the images give "
+                f"{image_features.shape[0]} features; `pixel_values`/`image_sizes` do not match `input_ids`."
+            )
+        return image_positions.unsqueeze(-1)
+
     def embed_inputs(
         self, input_ids: torch.Tensor, pixel_values: torch.Tensor | None, image_sizes: torch.Tensor | None
     ) -> torch.Tensor:
@@ -149,17 +168,13 @@ class Phi3VModel(Phi3VPreTrainedModel, Phi3Model):
         them). Features are consumed in order of appearance over the flattened batch, so `pixel_values` must list the
         images of sample 0, then sample 1, and so on. `input_ids` is never modified.
         """
-        image_positions = input_ids < 0
         inputs_embeds = self.embed_tokens(input_ids.clamp(min=0))
-        if pixel_values is None or not image_positions.any():
+        # Cached generation steps after the first hold no placeholder (and GenerationMixin drops `pixel_values`).
+        if pixel_values is None or not (input_ids < 0).any():
             return inputs_embeds
-        image_features = self.vision_embed_tokens(pixel_values, image_sizes)
-        if image_features.shape[0] != image_positions.sum():
-            raise ValueError(
-                f"The prompts hold {int(image_positions.sum())} image placeholder tokens but the images give "
-                f"{image_features.shape[0]} features; `pixel_values`/`image_sizes` do not match `input_ids`."
-            )
-        return inputs_embeds.masked_scatter(image_positions.unsqueeze(-1), image_features.to(inputs_embeds.dtype))
+        image_features = self.get_image_features(pixel_values, image_sizes)
+        image_mask = self.get_placeholder_mask(input_ids, image_features)
+        return inputs_embeds.masked_scatter(image_mask, image_features.to(inputs_embeds.dtype))
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(
@@ -203,6 +218,10 @@ class Phi3VModel(Phi3VPreTrainedModel, Phi3Model):
 class Phi3VForCausalLM(Phi3VPreTrainedModel, GenerationMixin):
     """Phi-3-Vision for generation and training. Accepts batches in which samples hold any number of images.
 
+    In `generate`, transformers' own `prepare_inputs_for_generation` passes `pixel_values` and `image_sizes` to the
+    first forward only when a cache is used (they are in its `MULTIMODAL_INPUTS_TO_DROP_OUTSIDE_PREFILL`), and to
+    every forward without a cache: the pattern llava used to write out, so this class needs no override of its own.
+
     Args:
         config ([`Phi3VConfig`]): the model configuration.
     """
@@ -213,6 +232,10 @@ class Phi3VForCausalLM(Phi3VPreTrainedModel, GenerationMixin):
         self.vocab_size = config.vocab_size
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
+
+    def get_image_features(self, pixel_values: torch.Tensor, image_sizes: torch.Tensor) -> torch.Tensor:
+        """Projected features of all images (see [`Phi3VModel.get_image_features`])."""
+        return self.model.get_image_features(pixel_values, image_sizes)
 
     @deprecate_kwarg("past_key_values", "5.40.0", new_name="cache")
     def forward(

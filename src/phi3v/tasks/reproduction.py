@@ -111,22 +111,38 @@ class Reproduction:
         }
 
 
-def render_report(reproduction: Reproduction, num_items: int, command: str) -> str:
-    """The Markdown report: before, after, published, difference and whether it is within the sampling tolerance."""
+def render_report(reproduction: Reproduction, num_items: int, command: str, model: str, eval_set: str) -> str:
+    """The Markdown report: before, after, published, difference and whether it is within the sampling tolerance.
+
+    Args:
+        reproduction ([`Reproduction`]): The scores and the published row.
+        num_items (`int`): Items evaluated.
+        command (`str`): The command that produced it.
+        model (`str`): The model that was evaluated and trained (the published row's, unless overridden).
+        eval_set (`str`): The evaluation data as `name [config] split`; when it is not the published set, the
+            report says that the comparison with the published number does not apply.
+    """
     row, task = reproduction.published, TASKS[reproduction.published.task]
-    verdict = "within" if reproduction.within_tolerance else "outside"
+    if eval_set == row.eval_set and model == row.model:
+        verdict = "within" if reproduction.within_tolerance else "outside"
+        conclusion = f"The result is **{verdict}** the published number's sampling tolerance."
+    else:
+        conclusion = (
+            f"This run used `{model}` on `{eval_set}`, not the published `{row.model}` on `{row.eval_set}`: the "
+            "comparison with the published number does not apply; before and after show whether training worked."
+        )
     return "\n".join(
         [
             f"# Reproduction of `{row.recipe}`",
             "",
-            f"{row.task} ({row.model}, {row.method}), {task.metric_name} on {num_items} items.",
+            f"{row.task}, {row.method}: `{model}` on `{eval_set}`, {task.metric_name} on {num_items} items.",
             "",
             "| before training | after training | published | difference | tolerance |",
             "|---|---|---|---|---|",
             f"| {reproduction.before:.2f} | {reproduction.after:.2f} | {row.value} "
             + f"| {reproduction.difference:+.2f} | +-{reproduction.tolerance:g} |",
             "",
-            f"The result is **{verdict}** the published number's sampling tolerance.",
+            conclusion,
             "",
             f"Command: `{command}`",
             "",

@@ -1,20 +1,21 @@
-"""A W&B table of generated answers on validation images, logged at each evaluation."""
+"""A W&B table of generated answers on validation rows, logged at each evaluation."""
 
 from collections.abc import Mapping, Sequence
 
 import torch
 from transformers import TrainerCallback
 
-from phi3v.data.formatting import render_answer
-from phi3v.evaluation.parsing import parse_answer
-from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.data.image_columns import load_image
+from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
 
 
 class PredictionsTableCallback(TrainerCallback):
     r"""
-    At each evaluation, generates answers for a fixed set of validation rows and logs a W&B table
-    `eval/predictions` (image, ground truth, generated answer, absolute price error) plus `eval/predictions_price_mae`,
-    the mean price error over the rows whose answer has a readable price.
+    At each evaluation, generates answers for a fixed set of validation items and logs a W&B table `eval/predictions`
+    (the first image, the reference, the generated answer; for a catalogue with prices also the absolute price error)
+    plus `eval/predictions_exact_match` and, for a catalogue, `eval/predictions_price_mae` over the answers whose
+    price could be read.
 
     The answer is generated (greedy), not read off teacher-forced logits, so the table shows what the model would
     say. Every process generates, because ZeRO-3 and FSDP need all of them in the forward pass; the main process
@@ -22,35 +23,35 @@ class PredictionsTableCallback(TrainerCallback):
     from `WANDB_PROJECT` and `WANDB_ENTITY`; `WANDB_MODE=offline` needs no login.
 
     Args:
-        collator ([`Phi3VDataCollator`]): renders the prompts (same question and template as training).
-        rows (`Sequence[Mapping]`): the validation rows to show, with decoded images.
+        processor ([`Phi3VProcessor`]): renders and tokenises the prompts.
+        items (`Sequence[Mapping]`): validation items (`images`, `prompt`, `references`; `phi3v.inference.items`).
+        template ([`AnswerTemplate`], *optional*): for a catalogue, parses the answers to score their prices.
         max_new_tokens (`int`, *optional*, defaults to 64): the longest answer generated.
     """
 
-    def __init__(self, collator, rows: Sequence[Mapping], max_new_tokens: int = 64):
-        self.collator = collator
-        self.processor = collator.processor
-        self.rows = list(rows)
+    def __init__(self, processor, items: Sequence[Mapping], template: AnswerTemplate | None = None, max_new_tokens=64):
+        self.processor = processor
+        self.items = list(items)
+        self.template = template
         self.max_new_tokens = max_new_tokens
 
     @torch.no_grad()
     def generate(self, model) -> list[str]:
-        """Greedy answers of `model` for the rows."""
-        prompts = [self.collator.conversation(row, with_answer=False) for row in self.rows]
-        images = [[] if row["image"] is None else [row["image"]] for row in self.rows]
-        inputs = self.processor(prompts, images=images, padding_side="left").to(model.device)
+        """Greedy answers of `model` for the items."""
         was_training = model.training
         model.eval()
-        output = model.generate(
-            **inputs,
+        prompts = [build_prompt(self.processor, item["prompt"]) for item in self.items]
+        answers = generate_answers(
+            model,
+            self.processor,
+            prompts,
+            [item["images"] for item in self.items],
+            batch_size=len(prompts),
             max_new_tokens=self.max_new_tokens,
-            do_sample=False,
-            use_cache=True,
-            eos_token_id=stop_token_ids(self.processor.tokenizer),
-            pad_token_id=self.processor.tokenizer.pad_token_id,
+            show_progress=False,
         )
         model.train(was_training)
-        return self.processor.batch_decode(output[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+        return answers
 
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         answers = self.generate(model)
@@ -58,17 +59,25 @@ class PredictionsTableCallback(TrainerCallback):
             return
         import wandb
 
-        table = wandb.Table(columns=["image", "ground_truth", "prediction", "price_error"])
-        errors = []
-        for row, answer in zip(self.rows, answers, strict=True):
-            price = parse_answer(answer).price
-            error = None if price is None else abs(price - row["full_price"])
-            if error is not None:
-                errors.append(error)
-            truth = render_answer(row, self.collator.answer_template)
-            image = None if row["image"] is None else wandb.Image(row["image"])
-            table.add_data(image, truth, answer, error)
-        metrics = {"eval/predictions": table, "train/global_step": state.global_step}
+        scores_prices = self.template is not None and PRICE_FIELD in self.template.fields
+        table = wandb.Table(columns=["image", "reference", "prediction", *(["price_error"] if scores_prices else [])])
+        errors, matches = [], []
+        for item, answer in zip(self.items, answers, strict=True):
+            reference = item["references"][0]
+            matches.append(answer.strip() == reference.strip())
+            image = wandb.Image(load_image(item["images"][0])) if item["images"] else None
+            if scores_prices:
+                predicted, true = self.template.parse(answer)[PRICE_FIELD], self.template.parse(reference)[PRICE_FIELD]
+                error = None if predicted is None else abs(predicted - true)
+                errors += [] if error is None else [error]
+                table.add_data(image, reference, answer, error)
+            else:
+                table.add_data(image, reference, answer)
+        metrics = {
+            "eval/predictions": table,
+            "eval/predictions_exact_match": sum(matches) / len(matches),
+            "train/global_step": state.global_step,
+        }
         if errors:
             metrics["eval/predictions_price_mae"] = sum(errors) / len(errors)
         wandb.log(metrics)

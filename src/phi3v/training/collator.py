@@ -1,45 +1,41 @@
-"""The multimodal SFT collator: raw catalogue rows in, a right-padded Phi-3-V batch with answer-only labels out."""
+"""The SFT collator: conversational rows with images in, a right-padded Phi-3-V batch with assistant-only labels out.
 
-from collections.abc import Mapping
+Why our own and not TRL's `DataCollatorForVisionLanguageModeling`: TRL's truncates, and it tokenises the completion
+apart from the prompt, which breaks Phi-3-V's layout (a BOS after every image block, placeholders counted per image).
+"""
+
+from collections.abc import Callable, Mapping
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from transformers import ProcessorMixin
 
-from phi3v.data.formatting import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, IMAGE_PLACEHOLDER, build_messages
+from phi3v.data.image_columns import image_size, load_image
+from phi3v.data.trl_format import Conversation, as_conversation
+
+from .encoding import encode_conversation, too_long_message
 
 
-class Phi3VDataCollator:
+class Phi3VSFTCollator:
     r"""
-    Collates catalogue rows into a batch for [`Phi3VForCausalLM`]; pass it as `data_collator` to TRL's `SFTTrainer`.
+    Collates rows into a batch for [`Phi3VForCausalLM`]; pass it as `data_collator` to TRL's `SFTTrainer`.
 
-    Each row becomes the conversation of `phi3v.data.build_messages` (image, question, answer) rendered with the
-    checkpoint's chat template, exactly as at inference:
-
-        <|user|>\n<|image_1|>{question}<|end|>\n<|assistant|>\n{answer}<|end|>\n
-
-    Features:
-        - **Loss on the answer only.** Labels are the answer tokens and the `<|end|>` that closes them, the token
-          generation stops on. The prompt (with its image placeholders, which are negative ids) and the template's
-          trailing newline are -100, and so is padding. The prompt is tokenised on its own with the processor and
-          must be a prefix of the full conversation's tokens, or the collator raises.
-        - **Images stay undecoded until here.** Rows come straight from the dataset; the processor turns their images
-          into crops. Images of different sizes (and so different crop grids and token counts) batch together, and a
-          row whose `image` is `None` is asked the question without an image.
-        - **Right padding**, with the attention mask built from lengths (the pad id is also the `<|endoftext|>` id).
-        - **No silent truncation.** A row longer than `max_length` raises: drop long rows beforehand with
-          `phi3v.training.length_grouping.add_length_column`, which cuts neither images nor answers.
+    Rows are in TRL's conversational vision format (`images` + `messages`, or `images` + `prompt`/`completion`), or
+    in any layout that `to_conversation` turns into it (`phi3v.data.formats`). Labels are the trained assistant answers
+    and the `<|end|>` closing each (see `phi3v.training.encoding`); everything else is -100. Rows may hold several
+    images, several turns, or no image at all; their images are decoded here, batch by batch.
 
     Args:
         processor ([`Phi3VProcessor`]): the checkpoint's processor (its `num_crops` sets the image resolution).
-        question (`str`, *optional*, defaults to `"What is shown in this image?"`): the user's question.
-        answer_template (`str`, *optional*, defaults to `phi3v.data.DEFAULT_ANSWER_TEMPLATE`): the answer's template.
-        max_length (`int`, *optional*): the longest sequence allowed, in tokens.
+        max_length (`int`, *optional*): the longest row allowed, in tokens; a longer one raises (never truncated).
+        to_conversation (`Callable`, *optional*): turns a dataset row into TRL's conversational format first.
 
     Example:
 
     ```python
-    >>> collator = Phi3VDataCollator(processor)
-    >>> batch = collator([dataset["train"][0], dataset["train"][1]])
+    >>> collator = Phi3VSFTCollator(processor)
+    >>> batch = collator([{"images": [photo], "messages": [{"role": "user", "content": "<|image_1|>What is it?"},
+    ...                                                    {"role": "assistant", "content": "A scarf."}]}])
     >>> sorted(batch)
     ['attention_mask', 'image_sizes', 'input_ids', 'labels', 'pixel_values']
     ```
@@ -48,74 +44,53 @@ class Phi3VDataCollator:
     def __init__(
         self,
         processor: ProcessorMixin,
-        question: str = DEFAULT_QUESTION,
-        answer_template: str = DEFAULT_ANSWER_TEMPLATE,
         max_length: int | None = None,
+        to_conversation: Callable[[Mapping], Mapping] | None = None,
     ):
         self.processor = processor
-        self.question = question
-        self.answer_template = answer_template
         self.max_length = max_length
-        self.end_token_id = processor.tokenizer.convert_tokens_to_ids("<|end|>")
+        self.to_conversation = to_conversation
 
-    def conversation(self, row: Mapping, with_answer: bool = True) -> str:
-        """The chat-template text of a row; without the answer, it ends with the generation prompt `<|assistant|>\\n`."""
-        messages = build_messages(row, self.question, self.answer_template, with_answer=with_answer)
-        if row["image"] is None:
-            messages[0]["content"] = messages[0]["content"].replace(IMAGE_PLACEHOLDER, "")
-        return self.processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=not with_answer)
+    def conversation(self, row: Mapping) -> Conversation:
+        """The row as a [`Conversation`], after `to_conversation`."""
+        return as_conversation(self.to_conversation(row) if self.to_conversation is not None else row)
 
     def sequence_length(self, row: Mapping) -> int:
-        """Tokens of a row's conversation, image placeholders included, from `image_width`/`image_height` (the image
-        is not decoded)."""
-        counts = []
-        if row["image"] is not None:
-            counts = [self.processor.image_processor.num_image_tokens(row["image_width"], row["image_height"])]
-        return len(self.processor.tokenize_with_images(self.conversation(row), counts))
+        """Tokens of a row, image placeholders included, from image sizes alone (undecoded cells are not decoded)."""
+        conversation = self.conversation(row)
+        counts = [self.processor.image_processor.num_image_tokens(*image_size(i)) for i in conversation.images]
+        return len(encode_conversation(self.processor, conversation, counts).input_ids)
 
     def __call__(self, rows: list[Mapping]) -> dict[str, torch.Tensor]:
-        texts = [self.conversation(row) for row in rows]
-        images = [[] if row["image"] is None else [row["image"]] for row in rows]
-        batch = self.processor(texts, images=images, padding_side="right")
-        input_ids, attention_mask = batch["input_ids"], batch["attention_mask"]
-        if self.max_length is not None and input_ids.shape[1] > self.max_length:
-            raise ValueError(
-                f"A batch holds a {input_ids.shape[1]}-token sample, over max_length={self.max_length}; truncating "
-                "it would cut its image or answer. Filter the dataset with `add_length_column(..., max_length)`, "
-                "raise `max_length` or lower `num_crops`."
+        conversations = [self.conversation(row) for row in rows]
+        images = [load_image(image) for conversation in conversations for image in conversation.images]
+        image_inputs = self.processor.image_processor(images) if images else None
+        counts = image_inputs["num_img_tokens"] if image_inputs is not None else []
+
+        input_ids, labels, start = [], [], 0
+        for conversation in conversations:
+            encoded = encode_conversation(
+                self.processor, conversation, counts[start : start + len(conversation.images)]
             )
-        labels = torch.full_like(input_ids, -100)
-        for i, row in enumerate(rows):
-            image_token_counts = [int((input_ids[i] < 0).sum())] if row["image"] is not None else []
-            prompt = self.processor.tokenize_with_images(self.conversation(row, with_answer=False), image_token_counts)
-            length = int(attention_mask[i].sum())
-            end = answer_end(prompt, input_ids[i, :length].tolist(), self.end_token_id, texts[i])
-            labels[i, len(prompt) : end] = input_ids[i, len(prompt) : end]
-        batch["labels"] = labels
-        return dict(batch)
+            start += len(conversation.images)
+            if self.max_length is not None and len(encoded.input_ids) > self.max_length:
+                raise ValueError(too_long_message(len(encoded.input_ids), self.max_length))
+            ids = torch.tensor(encoded.input_ids)
+            row_labels = torch.full_like(ids, -100)
+            for begin, end in encoded.answer_spans:
+                row_labels[begin:end] = ids[begin:end]
+            input_ids.append(ids)
+            labels.append(row_labels)
 
-
-def answer_end(prompt_ids: list[int], conversation_ids: list[int], end_token_id: int, conversation: str) -> int:
-    """Where the answer's tokens stop: one past the last `<|end|>` of the conversation, which closes the answer.
-
-    The answer starts right after the prompt, so the prompt's tokens must be a prefix of the conversation's; what the
-    chat template adds after `<|end|>` (a newline) is not part of the answer.
-
-    Args:
-        prompt_ids (`list[int]`): tokens of the generation prompt (through `<|assistant|>`).
-        conversation_ids (`list[int]`): tokens of the whole conversation, answer included, without padding.
-        end_token_id (`int`): the id of `<|end|>`.
-        conversation (`str`): the conversation's text, named in the errors.
-
-    Raises:
-        `ValueError`: if the prompt is not a prefix of the conversation, or the answer has no `<|end|>`.
-    """
-    if conversation_ids[: len(prompt_ids)] != prompt_ids:
-        raise ValueError(
-            "The prompt's tokens are not a prefix of the conversation's tokens, so the answer cannot be located; "
-            f"check the chat template. Conversation: {conversation!r}"
-        )
-    answer = conversation_ids[len(prompt_ids) :]
-    if end_token_id not in answer:
-        raise ValueError(f"The answer has no <|end|> token; check the chat template: {conversation!r}")
-    return len(conversation_ids) - answer[::-1].index(end_token_id)
+        # The mask comes from lengths: the pad id is also `<|endoftext|>`, which can be a real token.
+        batch = {
+            "input_ids": pad_sequence(
+                input_ids, batch_first=True, padding_value=self.processor.tokenizer.pad_token_id
+            ),
+            "attention_mask": pad_sequence([torch.ones_like(ids) for ids in input_ids], batch_first=True),
+            "labels": pad_sequence(labels, batch_first=True, padding_value=-100),
+        }
+        if image_inputs is not None:
+            batch["pixel_values"] = image_inputs["pixel_values"]
+            batch["image_sizes"] = image_inputs["image_sizes"]
+        return batch

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments
 
-from phi3v.data.formatting import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
+from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
 
 
 # LoRA targets by their real Phi-3-V module names (PEFT matches a name or its dotted suffix). The language model fuses
@@ -21,28 +21,48 @@ PROJECTOR_LORA_TARGETS = ["img_projection.0", "img_projection.2"]
 @dataclass
 class Phi3VScriptArguments(ScriptArguments):
     r"""
-    TRL's [`~trl.ScriptArguments`] plus how a catalogue row becomes a conversation.
+    TRL's [`~trl.ScriptArguments`] plus the layout of the data and, for a catalogue, how a row becomes a conversation.
 
-    `dataset_name` is a directory written by `scripts/make_synthetic_catalogue.py` or the data preparation script
-    (loaded with `datasets.load_from_disk`), or a Hub dataset with the same columns.
+    `dataset_name` is a `save_to_disk` directory (e.g. from `scripts/make_synthetic_catalogue.py` or the data
+    preparation script), a local `.parquet`/`.jsonl`/`.json`/`.csv` file, or a Hub dataset id (with
+    `dataset_config`); the split names take slices, e.g. `train[500:]`.
 
     Args:
+        dataset_format (`str`, *optional*, defaults to `"auto"`):
+            The rows' layout: `conversational` (TRL's `images` + `messages` or `prompt`/`completion`), `catalogue`,
+            `the_cauldron`, `llava` or `docvqa`; `auto` tells it from the columns.
+        task (`str`, *optional*):
+            What the model is evaluated on: `catalogue`, `conversation` (the last assistant turn), or a published task
+            (`docvqa`, `hateful_memes`, `nlvr2`). Defaults to `catalogue` for catalogue data, else `conversation`.
+            Saved with the model (`phi3v_task.json`) for `scripts/evaluate.py`.
+        image_folder (`str`, *optional*):
+            Where relative LLaVA image paths are resolved; defaults to the folder of the dataset file.
         question (`str`, *optional*, defaults to `"What is shown in this image?"`):
-            The user's question, asked after the image.
+            Catalogue only: the user's question, asked after the image.
         answer_template (`str`, *optional*, defaults to `"Product: {title}, Category: {category3_code}, Full Price:
             {full_price}"`):
-            The assistant's answer; `{column}` placeholders are filled from the row.
+            Catalogue only: the assistant's answer; `{column}` placeholders are filled from the row. It must read back
+            (`phi3v.tasks.catalogue.AnswerTemplate`), or the run stops at start-up.
         eval_predictions (`int`, *optional*, defaults to `8`):
-            Validation images whose generated answers the W&B predictions table shows at each evaluation (only with
+            Validation rows whose generated answers the W&B predictions table shows at each evaluation (only with
             `report_to: wandb`); 0 turns the table off.
-        dataset_format (`str`, *optional*, defaults to `"auto"`):
-            The layout of the dataset's rows: `the_cauldron`, `docvqa`, `llava`, ... (`phi3v.data.conversations`
-            converts each to a conversation); `auto` recognises it from the columns.
-        task (`str`, *optional*):
-            A published task whose prompt and metric the run follows: `docvqa`, `hateful_memes` or `nlvr2`
-            (`phi3v.tasks.TASKS`).
     """
 
+    dataset_format: str = field(
+        default="auto",
+        metadata={"help": "The rows' layout: auto, conversational, catalogue, the_cauldron, llava or docvqa."},
+    )
+    task: str | None = field(
+        default=None,
+        metadata={
+            "help": "What the model is evaluated on: catalogue, conversation, docvqa, hateful_memes or nlvr2; "
+            "defaults to catalogue for catalogue data, else conversation."
+        },
+    )
+    image_folder: str | None = field(
+        default=None,
+        metadata={"help": "Where relative LLaVA image paths are resolved; defaults to the dataset file's folder."},
+    )
     question: str = field(default=DEFAULT_QUESTION, metadata={"help": "The user's question, asked after the image."})
     answer_template: str = field(
         default=DEFAULT_ANSWER_TEMPLATE,
@@ -51,21 +71,8 @@ class Phi3VScriptArguments(ScriptArguments):
     eval_predictions: int = field(
         default=8,
         metadata={
-            "help": "Validation images whose generated answers the W&B predictions table shows at each evaluation "
+            "help": "Validation rows whose generated answers the W&B predictions table shows at each evaluation "
             "(only with `report_to: wandb`); 0 turns the table off."
-        },
-    )
-    dataset_format: str = field(
-        default="auto",
-        metadata={
-            "help": "The layout of the dataset's rows: `the_cauldron`, `docvqa`, `llava`, ...; `auto` recognises it "
-            "from the columns."
-        },
-    )
-    task: str | None = field(
-        default=None,
-        metadata={
-            "help": "A published task whose prompt and metric the run follows: `docvqa`, `hateful_memes` or `nlvr2`."
         },
     )
 

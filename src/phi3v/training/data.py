@@ -1,20 +1,48 @@
-"""Loading a catalogue for training: a prepared directory (`save_to_disk`) or a Hub dataset with the same columns."""
+"""What a training run reads: the dataset's layout and its converter, the task the model is trained for, and the
+checks that stop a bad setup at start-up (a raw catalogue, an answer template that cannot be read back)."""
 
+import functools
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import datasets
 
+from phi3v.data.formats import row_converter
+from phi3v.data.image_columns import undecoded
+from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
+from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig
 
-def load_catalogue(dataset_name: str, dataset_config: str | None = None) -> datasets.DatasetDict:
-    """Loads the splits of a catalogue.
+from .configs import Phi3VScriptArguments
+
+
+def training_task(
+    script_args: Phi3VScriptArguments, train_dataset: datasets.Dataset
+) -> tuple[TaskConfig, Callable[[Mapping], dict] | None]:
+    """The run's task config (saved with the model) and the converter from its rows to TRL's conversational format.
 
     Args:
-        dataset_name (`str`): a directory written by `scripts/make_synthetic_catalogue.py` or the data preparation
-            script (read with `datasets.load_from_disk`), or a Hub dataset id.
-        dataset_config (`str`, *optional*): the Hub dataset's configuration name.
+        script_args ([`Phi3VScriptArguments`]): `dataset_format`, `task`, `image_folder`, `question`,
+            `answer_template`, `dataset_name`.
+        train_dataset (`datasets.Dataset`): the training split, whose columns tell the layout.
+
+    Raises:
+        `ValueError`: for a layout the columns do not fit, a catalogue whose images are not images yet (a raw
+            table of URLs), or an answer template that cannot be read back from the training rows.
     """
-    if dataset_name is None:
-        raise ValueError("Set `dataset_name`: a prepared catalogue directory or a Hub dataset id.")
-    if Path(dataset_name).is_dir():
-        return datasets.load_from_disk(dataset_name)
-    return datasets.load_dataset(dataset_name, name=dataset_config)
+    template = AnswerTemplate(script_args.answer_template)
+    dataset_path = Path(script_args.dataset_name)
+    image_folder = script_args.image_folder or (dataset_path.parent if dataset_path.is_file() else dataset_path)
+    catalogue_converter = functools.partial(to_conversation, question=script_args.question, template=template)
+    dataset_format, converter = row_converter(
+        script_args.dataset_format, train_dataset.column_names, catalogue_converter, image_folder
+    )
+    if dataset_format == "catalogue":
+        if not isinstance(train_dataset.features.get("image"), datasets.Image):
+            raise ValueError(
+                f"{script_args.dataset_name} is a catalogue whose `image` column holds "
+                f"{train_dataset.features.get('image')}, not images: prepare it first with "
+                "`python scripts/prepare_dataset.py --source ... --output_dir ...` (fetches and checks every image)."
+            )
+        template.check_round_trip(undecoded(train_dataset).remove_columns("image"))
+    task = script_args.task or (CATALOGUE if dataset_format == "catalogue" else CONVERSATION)
+    return TaskConfig(task, dataset_format, script_args.question, template.template), converter

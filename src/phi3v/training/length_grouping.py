@@ -1,7 +1,7 @@
 """Sequence lengths without decoding images, for length-grouped batches (`train_sampling_strategy: group_by_length`).
 
-An image's token count follows from its size alone (`Phi3VImageProcessor.num_image_tokens`), and catalogues store
-`image_width`/`image_height`, so the length of every row is known before training. transformers' `Trainer` reads it
+An image's token count follows from its size alone (`Phi3VImageProcessor.num_image_tokens`), which PIL reads from the
+file header, so the length of every row is known before training without decoding a pixel. transformers' `Trainer` reads it
 from the `length` column: with `group_by_length`, each batch gathers rows of similar length and little compute goes
 to padding (`benchmarks/padding.py` measures how little).
 """
@@ -10,6 +10,8 @@ import logging
 from collections.abc import Sequence
 
 import datasets
+
+from phi3v.data.image_columns import undecoded
 
 
 logger = logging.getLogger(__name__)
@@ -20,17 +22,19 @@ def add_length_column(
 ) -> datasets.Dataset:
     """Adds each row's token count as `column` and drops the rows longer than `max_length`, logging how many.
 
+    Works for SFT rows and preference pairs alike: the collator's `sequence_length` gives a row's (or a pair's
+    longer side's) token count.
+
     Long rows are dropped, not truncated: truncation would cut the image placeholders (which must match the image's
     features) or the answer (the only tokens with a loss).
 
     Args:
-        dataset (`datasets.Dataset`): catalogue rows with `image`, `image_width` and `image_height` columns.
-        collator ([`Phi3VDataCollator`]): gives each row's conversation and its token count.
+        dataset (`datasets.Dataset`): the rows, in any layout the collator reads.
+        collator ([`Phi3VSFTCollator`] or [`Phi3VPreferenceCollator`]): gives each row's token count.
         max_length (`int`, *optional*): longest row kept, in tokens.
         column (`str`, *optional*, defaults to `"length"`): the column to write (`length_column_name`).
     """
-    undecoded = dataset.cast_column("image", datasets.Image(decode=False))  # reads no pixels
-    lengths = [collator.sequence_length(row) for row in undecoded]
+    lengths = [collator.sequence_length(row) for row in undecoded(dataset)]
     dataset = dataset.add_column(column, lengths)
     if max_length is None:
         return dataset

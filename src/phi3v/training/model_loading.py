@@ -1,16 +1,19 @@
 """Loading Phi-3-V for training: the processor, the model (dtype, attention, 4/8-bit), LoRA and what is frozen.
 
-Shared by `scripts/sft.py` and `scripts/dpo.py`. The model classes are this repository's native ones (registered with
+Shared by `scripts/sft.py` and `scripts/dpo.py` (which starts from the SFT output: a model, or an adapter merged in). The model classes are this repository's native ones (registered with
 transformers' Auto classes by `import phi3v`), so no `trust_remote_code` is involved.
 """
 
 import logging
+from dataclasses import replace
 
 from accelerate import PartialState
-from peft import LoraConfig
+from peft import LoraConfig, PeftModel
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoProcessor, PreTrainedModel, ProcessorMixin, TrainingArguments
 from trl import get_quantization_config
+
+from phi3v.inference.loading import adapter_base_model, is_adapter_dir
 
 from .configs import Phi3VModelConfig
 
@@ -129,3 +132,27 @@ def lora_config(model_args: Phi3VModelConfig, model: PreTrainedModel) -> LoraCon
         ),
         bias="none",
     )
+
+
+def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArguments) -> PreTrainedModel:
+    """Loads the SFT model to start DPO from, with the same dtype, attention and freezing as SFT.
+
+    An SFT adapter is merged into its base in memory: a new DPO adapter then trains on top, and with that adapter
+    disabled the model is exactly the SFT model, which TRL uses as the reference (no second copy in memory).
+
+    Args:
+        model_args ([`Phi3VModelConfig`]): `model_name_or_path` is the SFT output directory (model or adapter).
+        training_args ([`~transformers.TrainingArguments`]): passed on to [`load_model`].
+    """
+    path = model_args.model_name_or_path
+    if not is_adapter_dir(path):
+        return load_model(model_args, training_args)
+    if model_args.load_in_4bit or model_args.load_in_8bit:
+        raise ValueError("Merge the SFT adapter first (scripts/merge_lora.py), then start QLoRA DPO from the merge.")
+    base = adapter_base_model(path)
+    logger.info(f"Merging the SFT adapter {path} into its base {base}")
+    model = load_model(replace(model_args, model_name_or_path=base, use_peft=False), training_args)
+    model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    # A DPO adapter trained on this merge records its base from here: the SFT adapter, not the SFT adapter's base.
+    model.config._name_or_path = model.name_or_path = str(path)
+    return model

@@ -3,11 +3,17 @@
 from collections.abc import Mapping
 
 import torch
+from torch.nn.utils.rnn import pad_sequence
 from transformers import ProcessorMixin
 
-from phi3v.modeling.processing_phi3_v import pad_sequences
+from phi3v.data.image_columns import image_size, load_image
+from phi3v.data.trl_format import Conversation, row_images
+from phi3v.modeling.processing_phi3_v import to_phi3v_messages
 
-from .collator import answer_end
+from .encoding import encode_conversation, too_long_message
+
+
+SIDES = ("chosen", "rejected")
 
 
 class Phi3VPreferenceCollator:
@@ -15,66 +21,67 @@ class Phi3VPreferenceCollator:
     Collates TRL conversational preference rows (`images`, `prompt`, `chosen`, `rejected`) for `DPOTrainer`.
 
     The output is what TRL's DPO loss reads: `input_ids` and `attention_mask` of shape `(2 * batch, length)` (all
-    chosen sequences, then all rejected ones), `completion_mask` (1 on the answer tokens that are scored), and
-    `pixel_values`/`image_sizes` listing each pair's images twice, in row order, so every row finds its own image.
-
-    Features:
-        - **Answer-only log-probabilities.** `completion_mask` covers the answer and the `<|end|>` closing it, as the
-          SFT labels do; the prompt, its image placeholders (negative ids), the template's trailing newline and
-          padding are 0, so negative ids never reach the loss.
-        - **The official tokenisation.** Prompt and full conversation are rendered by the chat template and tokenised
-          with the processor; the prompt must be a prefix of each conversation, or the collator raises.
-        - **No silent truncation.** A sequence longer than `max_length` raises (truncation would cut an image).
+    chosen sequences, then all rejected ones), `completion_mask` (1 on the chosen or rejected answers and their
+    `<|end|>`, encoded as the SFT labels are), and `pixel_values`/`image_sizes` listing each pair's images twice, in
+    row order, so every row finds its own images.
 
     Args:
         processor ([`Phi3VProcessor`]): the checkpoint's processor.
-        max_length (`int`, *optional*): the longest sequence allowed, in tokens.
+        max_length (`int`, *optional*): the longest sequence allowed, in tokens; a longer one raises (never truncated).
     """
 
     def __init__(self, processor: ProcessorMixin, max_length: int | None = None):
         self.processor = processor
         self.max_length = max_length
-        self.end_token_id = processor.tokenizer.convert_tokens_to_ids("<|end|>")
 
-    def encode(self, prompt: list[dict], completion: list[dict], image_token_counts: list[int]) -> tuple[list, list]:
-        """Token ids of the prompt (through `<|assistant|>`) and of the completion up to and including `<|end|>`."""
-        template = self.processor.apply_chat_template
-        prompt_text = template(prompt, tokenize=False, add_generation_prompt=True)
-        full_text = template(prompt + completion, tokenize=False)
-        prompt_ids = self.processor.tokenize_with_images(prompt_text, image_token_counts)
-        full_ids = self.processor.tokenize_with_images(full_text, image_token_counts)
-        end = answer_end(prompt_ids, full_ids, self.end_token_id, full_text)
-        return prompt_ids, full_ids[len(prompt_ids) : end]
+    @staticmethod
+    def conversations(example: Mapping) -> dict[str, Conversation]:
+        """The chosen and rejected conversations of a pair; the answers follow the prompt."""
+        images = row_images(example)
+        prompt = list(example["prompt"])
+        return {
+            side: Conversation(images, to_phi3v_messages(prompt + list(example[side]), len(images)), len(prompt))
+            for side in SIDES
+        }
+
+    def sequence_length(self, example: Mapping) -> int:
+        """Tokens of the longer side of a pair, from image sizes alone (undecoded cells are not decoded)."""
+        conversations = self.conversations(example)
+        counts = [
+            self.processor.image_processor.num_image_tokens(*image_size(i)) for i in conversations["chosen"].images
+        ]
+        return max(len(encode_conversation(self.processor, c, counts).input_ids) for c in conversations.values())
 
     def __call__(self, examples: list[Mapping]) -> dict[str, torch.Tensor]:
-        images = [list(example["images"]) for example in examples]
-        flat_images = [image for sample in images for image in sample]
-        image_inputs = self.processor.image_processor(flat_images) if flat_images else None
-        token_counts = image_inputs["num_img_tokens"] if image_inputs is not None else []
+        pairs = [self.conversations(example) for example in examples]
+        images = [load_image(image) for pair in pairs for image in pair["chosen"].images]
+        image_inputs = self.processor.image_processor(images) if images else None
+        counts = image_inputs["num_img_tokens"] if image_inputs is not None else []
 
-        sequences = {"chosen": [], "rejected": []}
-        completion_spans = {"chosen": [], "rejected": []}
+        sequences = {side: [] for side in SIDES}
+        masks = {side: [] for side in SIDES}
         start = 0
-        for example, sample_images in zip(examples, images, strict=True):
-            counts = token_counts[start : start + len(sample_images)]
-            start += len(sample_images)
-            for side in ("chosen", "rejected"):
-                prompt_ids, completion_ids = self.encode(list(example["prompt"]), list(example[side]), counts)
-                sequences[side].append(prompt_ids + completion_ids)
-                completion_spans[side].append((len(prompt_ids), len(prompt_ids) + len(completion_ids)))
+        for pair in pairs:
+            pair_counts = counts[start : start + len(pair["chosen"].images)]
+            start += len(pair["chosen"].images)
+            for side in SIDES:
+                encoded = encode_conversation(self.processor, pair[side], pair_counts)
+                if self.max_length is not None and len(encoded.input_ids) > self.max_length:
+                    raise ValueError(too_long_message(len(encoded.input_ids), self.max_length, "A preference pair"))
+                mask = torch.zeros(len(encoded.input_ids), dtype=torch.long)
+                for begin, end in encoded.answer_spans:
+                    mask[begin:end] = 1
+                sequences[side].append(torch.tensor(encoded.input_ids))
+                masks[side].append(mask)
 
         all_sequences = sequences["chosen"] + sequences["rejected"]
-        longest = max(len(s) for s in all_sequences)
-        if self.max_length is not None and longest > self.max_length:
-            raise ValueError(
-                f"A preference pair has a {longest}-token sequence, over max_length={self.max_length}; truncating it "
-                "would cut its image or answer. Raise `max_length` or lower `num_crops`."
-            )
-        input_ids, attention_mask = pad_sequences(all_sequences, self.processor.tokenizer.pad_token_id, "right")
-        completion_mask = torch.zeros_like(attention_mask)
-        for row, (begin, end) in enumerate(completion_spans["chosen"] + completion_spans["rejected"]):
-            completion_mask[row, begin:end] = 1
-        batch = {"input_ids": input_ids, "attention_mask": attention_mask, "completion_mask": completion_mask}
+        batch = {
+            "input_ids": pad_sequence(
+                all_sequences, batch_first=True, padding_value=self.processor.tokenizer.pad_token_id
+            ),
+            "attention_mask": pad_sequence([torch.ones_like(s) for s in all_sequences], batch_first=True),
+            "completion_mask": pad_sequence(masks["chosen"] + masks["rejected"], batch_first=True),
+        }
         if image_inputs is not None:
             batch["pixel_values"] = torch.cat([image_inputs["pixel_values"]] * 2)
             batch["image_sizes"] = torch.cat([image_inputs["image_sizes"]] * 2)

@@ -1,4 +1,5 @@
-"""Predict product fields for image files: find the images, answer them in batches, write one parsed answer per image.
+"""Predict for image files: find the images, answer them in batches, write one answer per image (with the fields of
+the catalogue's answer template read from it).
 
 Example:
 
@@ -10,7 +11,6 @@ Example:
 """
 
 import csv
-import dataclasses
 import json
 import sys
 from collections.abc import Sequence
@@ -19,13 +19,11 @@ from typing import TextIO
 
 from PIL import Image
 
-from phi3v.data.formatting import DEFAULT_QUESTION
-from phi3v.evaluation.generation import build_prompts, generate_answers
-from phi3v.evaluation.parsing import parse_answer
+from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.tasks.catalogue import DEFAULT_QUESTION, AnswerTemplate, prompt_messages
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
-FIELDS = ["image", "title", "category", "price", "parsed", "answer"]
 
 
 def find_images(inputs: Sequence[str | Path]) -> list[Path]:
@@ -51,7 +49,8 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
 
 
 class ImageFiles(Sequence):
-    """Image files opened only when a batch asks for them, so a large folder is never all in memory."""
+    """Image files opened only when a batch asks for them, so a large folder is never all in memory; each item is
+    the one-image list of its prompt."""
 
     def __init__(self, paths: Sequence[Path]):
         self.paths = list(paths)
@@ -61,8 +60,8 @@ class ImageFiles(Sequence):
 
     def __getitem__(self, key):
         if isinstance(key, slice):
-            return [self._open(path) for path in self.paths[key]]
-        return self._open(self.paths[key])
+            return [[self._open(path)] for path in self.paths[key]]
+        return [self._open(self.paths[key])]
 
     @staticmethod
     def _open(path: Path) -> Image.Image:
@@ -76,48 +75,54 @@ def predict_images(
     processor,
     paths: Sequence[Path],
     question: str = DEFAULT_QUESTION,
+    template: AnswerTemplate | None = None,
     **generation_kwargs,
 ) -> list[dict]:
-    """Answers every image and parses the answers.
+    """Answers every image and, for a catalogue model, reads the template's fields from the answers.
 
     Args:
         model, processor: as returned by `load_for_inference`.
         paths (`Sequence[Path]`): the image files.
         question (`str`, *optional*, defaults to `DEFAULT_QUESTION`): the question the model was trained on.
+        template ([`AnswerTemplate`], *optional*): the catalogue answer template; without it only answers are given.
         **generation_kwargs: passed to `generate_answers` (`batch_size`, `max_new_tokens`, `num_crops`, ...).
 
     Returns:
-        `list[dict]`: per image, in order: `image` (path), `title`, `category`, `price` (`None` when unreadable),
-        `parsed` (all three read) and the raw `answer`.
+        `list[dict]`: per image, in order: `image` (path), each template field (`None` when unreadable) and `parsed`
+        (all read) for a catalogue model, and the raw `answer`.
     """
-    prompts = build_prompts(processor, len(paths), question)
+    prompts = [build_prompt(processor, prompt_messages(question))] * len(paths)
     answers = generate_answers(model, processor, prompts, ImageFiles(paths), **generation_kwargs)
-    return [
-        {"image": str(path), **dataclasses.asdict(parse_answer(answer)), "answer": answer}
-        for path, answer in zip(paths, answers, strict=True)
-    ]
+    records = []
+    for path, answer in zip(paths, answers, strict=True):
+        record = {"image": str(path)}
+        if template is not None:
+            fields = template.parse(answer)
+            record |= fields | {"parsed": None not in fields.values()}
+        records.append(record | {"answer": answer})
+    return records
 
 
 def format_table(records: Sequence[dict]) -> str:
-    """A plain text table of the records (image, title, category, price), aligned for a terminal."""
-    header = ["image", "title", "category", "price"]
-    body = [
-        [
-            record["image"],
-            record["title"] or "-",
-            record["category"] or "-",
-            "-" if record["price"] is None else f"{record['price']:,.2f}",
-        ]
-        for record in records
-    ]
+    """A plain text table of the records (the image, then the template's fields, or the answer), for a terminal."""
+    header = [name for name in records[0] if name not in ("parsed", "answer")] if records else ["image"]
+    if header == ["image"]:
+        header.append("answer")
+    body = [[_cell(record[name]) for name in header] for record in records]
     widths = [max(len(row[column]) for row in [header, *body]) for column in range(len(header))]
     lines = [[cell.ljust(width) for cell, width in zip(row, widths, strict=True)] for row in [header, *body]]
     lines.insert(1, ["-" * width for width in widths])
     return "\n".join("  ".join(cells).rstrip() for cells in lines)
 
 
+def _cell(value) -> str:
+    if value is None:
+        return "-"
+    return f"{value:,.2f}" if isinstance(value, float) else str(value)
+
+
 def write_records(records: Sequence[dict], file: TextIO = sys.stdout, output_format: str = "jsonl") -> None:
-    """Writes the records as JSON Lines or CSV (columns `FIELDS`).
+    """Writes the records as JSON Lines or CSV (one column per key of the records).
 
     Args:
         records (`Sequence[dict]`): from `predict_images`.
@@ -125,11 +130,9 @@ def write_records(records: Sequence[dict], file: TextIO = sys.stdout, output_for
         output_format (`str`, *optional*, defaults to `"jsonl"`): `"jsonl"` or `"csv"`.
     """
     if output_format == "jsonl":
-        file.writelines(
-            json.dumps({name: record[name] for name in FIELDS}, ensure_ascii=False) + "\n" for record in records
-        )
+        file.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
     elif output_format == "csv":
-        writer = csv.DictWriter(file, fieldnames=FIELDS, extrasaction="ignore")
+        writer = csv.DictWriter(file, fieldnames=list(records[0]) if records else ["image", "answer"])
         writer.writeheader()
         writer.writerows(records)
     else:

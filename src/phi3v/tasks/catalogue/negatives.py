@@ -1,18 +1,18 @@
-"""Preference pairs for DPO: the true answer is chosen; the rejected one is the SFT model's own mistake or a hard
+"""Catalogue preference pairs for DPO: the true answer is chosen; the rejected one is the SFT model's own mistake or a hard
 negative made from the truth (a price off by a sampled percentage, a wrong category of the same department, the title
 of a similar product).
 
 Rows keep TRL's conversational preference format (`images`, `prompt`, `chosen`, `rejected`), plus `kind` (where the
-rejected answer came from, so a manifest can count the pairs of each kind), `product_code` and the true `title`,
-`category3_code` and `full_price`.
+rejected answer came from, so a manifest can count the pairs of each kind) and `product_code`. The answers follow the
+recipe's answer template, and so does `is_correct`, which parses them with it.
 """
 
 import random
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 
-from phi3v.data.formatting import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, build_messages, render_answer
-from phi3v.evaluation.parsing import parse_answer
+from .answers import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, PRICE_FIELD, AnswerTemplate, to_conversation
+from .metrics import same_text
 
 
 HARD_NEGATIVE_KINDS = ("price", "category", "title")
@@ -24,7 +24,7 @@ class HardNegatives:
 
     Args:
         rows (`Sequence[Mapping]`): the catalogue rows (`title`, `category2_code`, `category3_code`, `full_price`).
-        answer_template (`str`, *optional*, defaults to `DEFAULT_ANSWER_TEMPLATE`): how answers are written.
+        answer_template ([`AnswerTemplate`], *optional*): how answers are written; defaults to the default template.
         price_offset_range (`tuple[float, float]`, *optional*, defaults to `(0.1, 0.4)`): the relative price error is
             drawn uniformly from this range, up or down.
         seed (`int`, *optional*, defaults to 0): seed of the draws.
@@ -33,14 +33,14 @@ class HardNegatives:
     def __init__(
         self,
         rows: Sequence[Mapping],
-        answer_template: str = DEFAULT_ANSWER_TEMPLATE,
+        answer_template: AnswerTemplate | None = None,
         price_offset_range: tuple[float, float] = (0.1, 0.4),
         seed: int = 0,
     ):
         low, high = price_offset_range
         if not 0 < low <= high < 1:
             raise ValueError(f"price_offset_range must satisfy 0 < low <= high < 1, got {price_offset_range}")
-        self.answer_template = answer_template
+        self.answer_template = answer_template or AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
         self.price_offset_range = price_offset_range
         self.rng = random.Random(seed)
         self.categories_by_department = defaultdict(set)
@@ -68,7 +68,7 @@ class HardNegatives:
             wrong["title"] = self._other(row["title"], self.titles_by_category[row["category3_code"]], self.all_titles)
         else:
             raise ValueError(f"Unknown hard-negative kind {kind!r}; choose from {HARD_NEGATIVE_KINDS}")
-        return render_answer(wrong, self.answer_template)
+        return self.answer_template.render(wrong)
 
     def _other(self, truth: str, near: set[str], everything: list[str]) -> str:
         """A value from `near` (same department or category) other than `truth`, else from `everything`."""
@@ -78,38 +78,38 @@ class HardNegatives:
         return self.rng.choice(candidates)
 
 
-def is_correct(answer: str, row: Mapping) -> bool:
-    """Whether a generated answer states the row's title, category and price (after parsing, so spacing and
-    formatting differences do not count as mistakes)."""
-    parsed = parse_answer(answer)
-    return (
-        parsed.parsed
-        and parsed.title.casefold() == str(row["title"]).casefold()
-        and parsed.category.casefold() == str(row["category3_code"]).casefold()
-        and abs(parsed.price - float(row["full_price"])) < 0.005
-    )
+# The column each hard-negative kind changes; a kind whose column the template does not show cannot make a wrong answer.
+KIND_FIELDS = {"price": PRICE_FIELD, "category": "category3_code", "title": "title"}
+
+
+def is_correct(answer: str, row: Mapping, template: AnswerTemplate) -> bool:
+    """Whether a generated answer states every field of the row that the template shows (after parsing, so spacing
+    and formatting differences do not count as mistakes)."""
+    parsed = template.parse(answer)
+    for field in template.fields:
+        value = parsed[field]
+        if field == PRICE_FIELD:
+            if value is None or abs(value - float(row[field])) >= 0.005:
+                return False
+        elif not same_text(value, row[field]):
+            return False
+    return True
 
 
 def preference_pair(
-    row: Mapping,
-    rejected: str,
-    kind: str,
-    question: str = DEFAULT_QUESTION,
-    answer_template: str = DEFAULT_ANSWER_TEMPLATE,
+    row: Mapping, rejected: str, kind: str, question: str = DEFAULT_QUESTION, template: AnswerTemplate | None = None
 ) -> dict:
-    """One pair in TRL's conversational format, with the row's image."""
-    prompt, chosen = build_messages(row, question, answer_template)
+    """One pair in TRL's conversational preference format (`images`, `prompt`, `chosen`, `rejected`), with its `kind`
+    and `product_code`."""
+    conversation = to_conversation(row, question, template)
+    prompt, chosen = conversation["messages"]
     return {
-        "images": [row["image"]],
+        "images": conversation["images"],
         "prompt": [prompt],
         "chosen": [chosen],
         "rejected": [{"role": "assistant", "content": rejected}],
         "kind": kind,
         "product_code": str(row["product_code"]),
-        # The truth, so DPO's W&B predictions table can score generated answers on these pairs.
-        "title": row["title"],
-        "category3_code": row["category3_code"],
-        "full_price": float(row["full_price"]),
     }
 
 
@@ -127,18 +127,28 @@ def build_preference_pairs(
         rows (`Sequence[Mapping]`): catalogue rows with their images.
         hard_negatives ([`HardNegatives`]): the hard-negative maker (its template renders the chosen answers too).
         generated (`Sequence[str]`, *optional*): the SFT model's greedy answers, one per row.
-        kinds (`Sequence[str]`, *optional*, defaults to `("price", "category", "title")`): hard-negative kinds.
+        kinds (`Sequence[str]`, *optional*, defaults to `("price", "category", "title")`): hard-negative kinds; only
+            those whose column the template shows are drawn.
         question (`str`, *optional*, defaults to `DEFAULT_QUESTION`): the user's question.
+
+    Raises:
+        `ValueError`: when no kind changes a column that the template shows.
     """
     if generated is not None and len(generated) != len(rows):
         raise ValueError(f"Got {len(generated)} generated answers for {len(rows)} rows")
     template = hard_negatives.answer_template
+    usable = [kind for kind in kinds if KIND_FIELDS[kind] in template.fields]
+    if not usable:
+        raise ValueError(
+            f"None of the hard-negative kinds {list(kinds)} changes a column of answer_template {template.template!r} "
+            f"(price: {{full_price}}, category: {{category3_code}}, title: {{title}})."
+        )
     pairs = []
     for index, row in enumerate(rows):
         answer = None if generated is None else generated[index]
-        if answer is not None and not is_correct(answer, row) and answer.strip() != render_answer(row, template):
+        if answer is not None and not is_correct(answer, row, template) and answer.strip() != template.render(row):
             pairs.append(preference_pair(row, answer, ON_POLICY, question, template))
         else:
-            kind = hard_negatives.rng.choice(list(kinds))
+            kind = hard_negatives.rng.choice(usable)
             pairs.append(preference_pair(row, hard_negatives.make(row, kind), kind, question, template))
     return pairs

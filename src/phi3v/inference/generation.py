@@ -1,20 +1,22 @@
 """Batched greedy generation with Phi-3-V: left padding, the KV cache, and stops on `<|end|>` / `<|endoftext|>`.
 
+Each prompt comes with its own list of images (several, one, or none), decoded batch by batch.
+
 Left padding puts every prompt's last token in the last column, so a batch decodes in lockstep; the attention mask
 (built from lengths by the processor) gives each sample the positions it would have alone. Batched answers therefore
 equal one-at-a-time answers, exactly in float32 (`tests/test_evaluation_generation.py`); in bf16 on GPU, padding can
 change the rounding and so, rarely, a near-tied greedy choice.
 
-The blank-image control asks the same model the same question about a plain grey square instead of the product photo.
-The square has a fixed size, so not even the photo's aspect ratio (which shows in the number of image tokens) reaches
-the model: whatever it still gets right comes from the prompt and the training prior alone.
+The blank-image control asks the same model the same question with every image replaced by a plain grey square. The
+square has a fixed size, so not even the photo's aspect ratio (which shows in the number of image tokens) reaches the
+model: whatever it still gets right comes from the text and the training prior alone.
 
 Example:
 
 ```python
->>> prompts = build_prompts(processor, num_prompts=2)
->>> answers = generate_answers(model, processor, prompts, [image_a, image_b], batch_size=8, max_new_tokens=64)
->>> blank = generate_answers(model, processor, prompts, [grey_image()] * 2)
+>>> prompt = build_prompt(processor, [{"role": "user", "content": "<|image_1|>What is shown in this image?"}])
+>>> answers = generate_answers(model, processor, [prompt, prompt], [[image_a], [image_b]], batch_size=8)
+>>> blank = generate_answers(model, processor, [prompt, prompt], grey_images([[image_a], [image_b]]))
 ```
 """
 
@@ -25,7 +27,7 @@ from accelerate.utils import gather_object
 from PIL import Image
 from tqdm.auto import tqdm
 
-from phi3v.data.formatting import DEFAULT_QUESTION, build_messages
+from phi3v.data.image_columns import load_image
 from phi3v.modeling.processing_phi3_v import stop_token_ids
 
 
@@ -42,20 +44,19 @@ def grey_image(size: int = BLANK_IMAGE_SIZE) -> Image.Image:
     return Image.new("RGB", (size, size), GREY)
 
 
-def build_prompt(processor, question: str = DEFAULT_QUESTION) -> str:
-    """The generation prompt of the training conversation: `<|user|>`, the image tag and question, `<|assistant|>`.
+def grey_images(images: Sequence[list]) -> list[list]:
+    """The blank-image control's images: as many grey squares as each sample has images."""
+    return [[grey_image()] * len(sample) for sample in images]
+
+
+def build_prompt(processor, messages: list[dict]) -> str:
+    """The generation prompt of a conversation (string content with `<|image_k|>` tags), through `<|assistant|>`.
 
     Args:
-        processor ([`Phi3VProcessor`]): its tokenizer's chat template renders the prompt.
-        question (`str`, *optional*, defaults to `DEFAULT_QUESTION`): the question the model was trained on.
+        processor ([`Phi3VProcessor`]): its chat template renders the prompt.
+        messages (`list[dict]`): the conversation so far, ending with a user turn.
     """
-    messages = build_messages({}, question=question, with_answer=False)
-    return processor.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
-def build_prompts(processor, num_prompts: int, question: str = DEFAULT_QUESTION) -> list[str]:
-    """`num_prompts` copies of `build_prompt(processor, question)`, one per image."""
-    return [build_prompt(processor, question)] * num_prompts
+    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 
 
 @torch.no_grad()
@@ -70,14 +71,14 @@ def generate_answers(
     show_progress: bool = True,
     description: str = "Generating",
 ) -> list[str]:
-    """Greedy answers to one-image prompts, `batch_size` at a time, in the order given.
+    """Greedy answers to prompts with their images, `batch_size` at a time, in the order given.
 
     Args:
         model ([`Phi3VForCausalLM`] or a `PeftModel` over one): the model, in eval mode, on its device.
         processor ([`Phi3VProcessor`]): tokenises the prompts with their images.
-        prompts (`Sequence[str]`): one prompt per sample, each with the tag `<|image_1|>`.
-        images (`Sequence`): one image per sample (PIL, numpy or tensor). It is sliced batch by batch, so a dataset's
-            image column (`dataset["image"]`) is decoded only as it is needed.
+        prompts (`Sequence[str]`): one rendered prompt per sample (see `build_prompt`), with `<|image_k|>` tags.
+        images (`Sequence[list]`): each sample's images, in tag order (PIL images, undecoded dataset cells or paths;
+            an empty list for a text-only prompt). It is sliced batch by batch and decoded only then.
         batch_size (`int`, *optional*, defaults to 8): samples per `generate` call.
         max_new_tokens (`int`, *optional*, defaults to 64): generation budget; the target answer is ~25 tokens.
         num_crops (`int`, *optional*): overrides the processor's number of HD crops (fewer = shorter prompts).
@@ -98,7 +99,7 @@ def generate_answers(
             stop = min(start + batch_size, len(prompts))
             inputs = processor(
                 list(prompts[start:stop]),
-                images=[[image] for image in images[start:stop]],
+                images=[[load_image(image) for image in sample] for sample in images[start:stop]],
                 padding_side="left",
                 num_crops=num_crops,
             ).to(model.device)

@@ -2,7 +2,8 @@
 
 A directory holding `adapter_config.json` is a PEFT adapter. Its base comes from `--base_model` when given, else from
 the adapter's own `base_model_name_or_path`; the adapter is applied on top, unmerged, so its outputs are exactly
-"base + adapter". The processor comes from the adapter directory when training saved one there (it may carry a
+"base + adapter". A base that is itself an adapter (a DPO adapter over an SFT adapter) is merged into its own base
+first. The processor comes from the adapter directory when training saved one there (it may carry a
 changed `num_crops` or chat template), else from the base. Anything else is loaded as a full checkpoint.
 
 Example:
@@ -56,6 +57,27 @@ def adapter_base_model(adapter_dir: str | Path, base_model: str | None = None) -
     return recorded
 
 
+def root_checkpoint(path: str | Path) -> str:
+    """The full checkpoint at the bottom of a chain of adapters (the path itself when it is not an adapter)."""
+    while is_adapter_dir(path):
+        path = adapter_base_model(path)
+    return str(path)
+
+
+def load_merged(path: str | Path, **model_kwargs):
+    """A checkpoint, or an adapter merged into its base (itself possibly an adapter, e.g. a DPO adapter trained on an
+    SFT adapter): the chain is merged from the bottom up.
+
+    Args:
+        path (`str` or `Path`): a checkpoint (local or Hub) or a local adapter directory.
+        **model_kwargs: passed to `from_pretrained` (`dtype`, `attn_implementation`).
+    """
+    if not is_adapter_dir(path):
+        return AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
+    base = load_merged(adapter_base_model(path), **model_kwargs)
+    return PeftModel.from_pretrained(base, path).merge_and_unload()
+
+
 def load_for_inference(
     path: str | Path,
     base_model: str | None = None,
@@ -85,7 +107,7 @@ def load_for_inference(
     model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation}
     if is_adapter_dir(path):
         base = adapter_base_model(path, base_model)
-        model = AutoModelForCausalLM.from_pretrained(base, **model_kwargs)
+        model = load_merged(base, **model_kwargs)
         model = PeftModel.from_pretrained(model, path)
         processor = AutoProcessor.from_pretrained(path if has_processor_files(path) else base)
     else:

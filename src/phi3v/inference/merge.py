@@ -17,9 +17,15 @@ import torch
 from huggingface_hub import snapshot_download
 from peft import PeftModel
 from safetensors import safe_open
-from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
+from transformers import AutoConfig, AutoProcessor
 
-from phi3v.evaluation.loading import adapter_base_model, has_processor_files, is_adapter_dir
+from phi3v.inference.loading import (
+    adapter_base_model,
+    has_processor_files,
+    is_adapter_dir,
+    load_merged,
+    root_checkpoint,
+)
 from phi3v.modeling.processing_phi3_v import stop_token_ids
 
 
@@ -55,20 +61,21 @@ def merge_lora(
     if output_dir.exists() and any(output_dir.iterdir()):
         raise FileExistsError(f"{output_dir} is not empty; refusing to overwrite it.")
     base = adapter_base_model(adapter_dir, base_model)
+    checkpoint = root_checkpoint(base)  # a DPO adapter's base may be an SFT adapter: its checkpoint is further down
     if dtype == "auto":
-        dtype = AutoConfig.from_pretrained(base).dtype or torch.float32
+        dtype = AutoConfig.from_pretrained(checkpoint).dtype or torch.float32
     elif isinstance(dtype, str):
         dtype = getattr(torch, dtype)
 
-    model = AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32)
+    model = load_merged(base, dtype=torch.float32)
     model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     model.to(dtype)
-    processor = AutoProcessor.from_pretrained(adapter_dir if has_processor_files(adapter_dir) else base)
+    processor = AutoProcessor.from_pretrained(adapter_dir if has_processor_files(adapter_dir) else checkpoint)
     model.generation_config.eos_token_id = stop_token_ids(processor.tokenizer)
     model.generation_config.pad_token_id = processor.tokenizer.pad_token_id
     model.save_pretrained(output_dir, max_shard_size=max_shard_size)
     processor.save_pretrained(output_dir)
-    for source in local_checkpoint_dir(base).glob("*.py"):
+    for source in local_checkpoint_dir(checkpoint).glob("*.py"):
         shutil.copy2(source, output_dir / source.name)
     return output_dir
 

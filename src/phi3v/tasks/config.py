@@ -1,0 +1,47 @@
+"""What a model was trained to do, saved beside it: the dataset layout, the task, and the catalogue's question and
+answer template. `scripts/evaluate.py`, `make_preferences.py`, `predict.py` and the W&B table read it, so a model
+trained with its own `answer_template` is asked and scored with that template without another flag.
+"""
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from .catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
+
+
+TASK_CONFIG_NAME = "phi3v_task.json"
+CATALOGUE = "catalogue"
+CONVERSATION = "conversation"  # any conversational dataset: the last assistant turn, exact match and edit similarity
+
+
+@dataclass(frozen=True)
+class TaskConfig:
+    """How rows were asked and answered in training.
+
+    Args:
+        task (`str`, *optional*, defaults to `"conversation"`): `catalogue`, `conversation`, or a published task
+            (`docvqa`, `hateful_memes`, `nlvr2`).
+        dataset_format (`str`, *optional*, defaults to `"auto"`): the layout of the training data.
+        question (`str`, *optional*): the catalogue question.
+        answer_template (`str`, *optional*): the catalogue answer template.
+    """
+
+    task: str = CONVERSATION
+    dataset_format: str = "auto"
+    question: str = DEFAULT_QUESTION
+    answer_template: str = DEFAULT_ANSWER_TEMPLATE
+
+    def save(self, directory: str | Path) -> Path:
+        """Writes `phi3v_task.json` into `directory`."""
+        path = Path(directory) / TASK_CONFIG_NAME
+        path.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        return path
+
+
+def load_task_config(model_path: str | Path) -> TaskConfig | None:
+    """The task config saved beside a model (a local output directory of this project), or `None`."""
+    path = Path(model_path) / TASK_CONFIG_NAME
+    if not path.is_file():
+        return None
+    return TaskConfig(**json.loads(path.read_text()))
