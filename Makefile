@@ -1,5 +1,5 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install demo demo-dpo demo-reproduce test quality style clean
+.PHONY: install browser demo demo-dpo demo-reproduce app test quality style clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -57,7 +57,22 @@ demo-reproduce: install
 		$(REPRODUCE_CPU) --num_train_epochs 12 --output_dir outputs/reproduce-nlvr2/model
 	@echo "Reports: outputs/reproduce-{docvqa,hateful-memes,nlvr2}/report.md (predictions.jsonl, reproduction.json)"
 
-test: install
+# Debian's Chromium for the browser tests (tests/test_app_browser.py, tests/test_html_report.py), installed when missing
+# and apt-get can run (as root, or with sudo without a password). Never fails: without it those tests skip, saying why.
+browser:
+	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then echo "browser: no apt-get here; the browser tests will skip"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then sudo=""; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else echo "browser: not root and no password-less sudo; the browser tests will skip"; exit 0; fi; \
+	($$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null) \
+		|| echo "browser: apt-get could not install chromium; the browser tests will skip"
+
+# The demo's SFT model in a browser page at http://127.0.0.1:7860, with test photos of the synthetic catalogue.
+app: install
+	test -d outputs/demo || $(MAKE) demo
+	$(PY) scripts/app.py --model demo=outputs/demo --dataset data/synthetic
+
+test: install browser
 	$(VENV)/bin/pytest tests
 
 quality: install

@@ -24,7 +24,8 @@ Several models in one report, on 8 GPUs, logged to W&B (project and entity from 
         --report_to wandb
 
 Writes `metrics.json`, `predictions.jsonl`, `report.md` (and `price_scatter_*.png` for a catalogue) to `--output_dir`
-(described in `phi3v.evaluation.results`) and prints the report table.
+(described in `phi3v.evaluation.results`) and `report.html` (`phi3v.evaluation.html_report`: the table, the plots and
+a gallery of the photos with every answer, worst first, in one file), then prints the report table.
 """
 
 import argparse
@@ -42,6 +43,7 @@ import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.data.formats import FORMATS, row_converter
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
+from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.report import format_report_table
 from phi3v.evaluation.results import blank_control_name, write_catalogue_results, write_conversation_results
 from phi3v.inference.generation import build_prompt, generate_answers_distributed, grey_images
@@ -160,8 +162,10 @@ def main(args: argparse.Namespace) -> None:
         )
     else:
         metrics = write_conversation_results(output_dir, items, answers, notes="\n\n".join(notes))
+    predictions = read_predictions_jsonl(output_dir / "predictions.jsonl")
+    write_html_report(output_dir, metrics, predictions, images, notes="\n\n".join(notes))
     print(format_report_table(metrics))
-    print(f"Wrote report.md, metrics.json and predictions.jsonl to {output_dir}")
+    print(f"Wrote report.md, report.html, metrics.json and predictions.jsonl to {output_dir}")
     if args.report_to == "wandb":
         from phi3v.evaluation.wandb_logging import log_evaluation  # imports wandb only when asked to
 

@@ -74,6 +74,11 @@ def test_one_report_with_a_column_per_model_and_baseline(evaluation):
     assert [cell.strip() for cell in header.split("|")[1:-1]] == SYSTEMS
     plots = sorted(path.name for path in evaluation.glob("*.png"))
     assert plots == [f"price_scatter_{name}.png" for name in ["base", "base_grey_image", "lora", "lora_grey_image"]]
+    # The same table, the plots and a gallery of every product (fewer than the cap) in report.html.
+    page = (evaluation / "report.html").read_text()
+    assert page.count('<div class="card">') == LIMIT and page.count("data:image/png;base64,") == len(plots)
+    # Baselines predict prices only: n/a, not 0%, for the rest.
+    assert metrics["global median"]["parse_rate"] is None and metrics["true-category median"]["title_anls"] is None
 
 
 def test_predictions_have_one_line_per_product(evaluation, catalogue):

@@ -80,6 +80,8 @@ NOT_RUN = {
     "wandb sync": "uploads offline runs to W&B (account and network)",
     "scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir": "a minute of CPU training and evaluation; "
     "tests/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
+    "scripts/app.py": "serves a web page until stopped; tests/test_app_browser.py starts it on the tiny model and "
+    "drives it in headless Chromium",
 }
 
 # Scripts whose documented commands run here. A command of theirs that is not in NOT_RUN runs.
@@ -121,7 +123,7 @@ INPUTS = {
     "benchmarks/generation_batching.py": {"--dataset": "catalogue", "--model": "model"},
 }
 # Flags taking several values (nargs="+"), by script.
-MANY_VALUES = {"scripts/evaluate.py": ("--model",)}
+MANY_VALUES = {"scripts/evaluate.py": ("--model",), "scripts/app.py": ("--model",)}
 OUTPUT_FLAGS = ("--output", "--output_dir", "--output_json")
 # Flags whose value is a path a command reads (`NAME=PATH` for evaluate's models), for the outputs/ and data/ check.
 READ_FLAGS = ("--model", "--adapter", "--dataset", "--base_model")

@@ -34,7 +34,8 @@ Rates and percentage errors are over all test samples. Text fields are compared 
 a missing value counts as wrong. A missing price counts as a prediction of $0 (100% error, never within a tolerance),
 so `price_coverage` says how often a price was read and `price_mape_parsed` is the MAPE over those answers only.
 `title_anls` is 1 - normalised Levenshtein distance, 0 when the distance is 0.5 or more. `price_rmse_log` is the RMSE
-of log(1 + price). Baselines predict no title (and the global median no category): "n/a", not a score.
+of log(1 + price). Baselines predict a price only: "n/a" marks what they do not predict (the true-category median is
+given the category, so its category accuracy is 100% by construction).
 """
 
 

@@ -32,9 +32,9 @@ SUPPORTED_TEXT_KWARGS = {
 
 
 class Phi3VImagesKwargs(ImagesKwargs, total=False):
-    """`num_crops`: the most HD crops per image for this call (the image processor's by default)."""
+    """`num_crops`: the most HD crops per image for this call (`None`: the image processor's)."""
 
-    num_crops: int
+    num_crops: int | None
 
 
 class Phi3VProcessorKwargs(ProcessingKwargs, total=False):

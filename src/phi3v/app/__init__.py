@@ -1,0 +1,1 @@
+"""A browser page to try trained models on photos: `scripts/app.py`."""

@@ -1,0 +1,215 @@
+"""What the page does, without the page: load the models, answer photos with every model, lay the answers out, and
+read example photos with their true answers from a prepared dataset.
+
+Every model answers all the photos of one request in one batch (up to `batch_size`), by the same greedy generation
+as `scripts/evaluate.py`, so the page shows what the evaluation scored. In the catalogue task the answer is also read
+back into the fields of its answer template (title, category, price by default) when all of them are found; other
+tasks show the raw answer.
+
+Example:
+
+```python
+>>> models = load_models({"sft": "outputs/demo"})
+>>> answers = answer_photos(models, [open_photo("bag.jpg")], DEFAULT_QUESTION)
+>>> answer_rows(["bag.jpg"], answers, task="catalogue")
+[['bag.jpg', 'sft', 'Check Tote Bag', 'TOTE BAGS', '1,290.00', 'Product: Check Tote Bag, Category: ...']]
+```
+"""
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import datasets
+
+from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.loading import load_for_inference
+from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, format_price, prompt_messages
+
+
+CATALOGUE, FREE = "catalogue", "free"
+TASKS = (CATALOGUE, FREE)
+NOT_READ = "-"  # a catalogue field shown for an answer that is not in the catalogue format
+DEFAULT_TEMPLATE = AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
+
+
+class Example(NamedTuple):
+    """A photo of the dataset saved as a file for the page, and the answer the dataset gives for it."""
+
+    path: Path
+    truth: str
+
+
+def parse_model_specs(specs: Sequence[str]) -> dict[str, str]:
+    """`["sft=outputs/demo", "outputs/demo-dpo"]` -> `{"sft": "outputs/demo", "demo-dpo": "outputs/demo-dpo"}`: a
+    bare path is named after its last component, as in `scripts/evaluate.py`.
+
+    Raises:
+        `ValueError`: for an empty name or path, or a name given twice.
+    """
+    models = {}
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
+        if not name or not path or name in models:
+            raise ValueError(f"Bad or duplicate --model {spec!r}; expected distinct NAME=PATH entries.")
+        models[name] = path
+    return models
+
+
+def load_models(
+    paths: Mapping[str, str], base_model: str | None = None, dtype: str = "auto", device: str = "cpu"
+) -> dict[str, tuple]:
+    """Load every model for inference (full, merged, or LoRA adapter; see `load_for_inference`).
+
+    Args:
+        paths (`Mapping[str, str]`): model name -> checkpoint or adapter directory, in the order to show them.
+        base_model (`str`, *optional*): the base checkpoint of adapters, overriding their `adapter_config.json`.
+        dtype (`str`, *optional*, defaults to `"auto"`): weight dtype; `"auto"` keeps the checkpoint's.
+        device (`str`, *optional*, defaults to `"cpu"`): where to run.
+
+    Returns:
+        `dict[str, tuple]`: model name -> `(model, processor)`.
+    """
+    models = {}
+    for name, path in paths.items():
+        # --base_model concerns adapters only; a full checkpoint beside them is loaded as it is.
+        adapter_base = base_model if (Path(path) / "adapter_config.json").is_file() else None
+        models[name] = load_for_inference(path, adapter_base, dtype=dtype, device=device)
+    return models
+
+
+def check_question(question: str | None) -> str:
+    """The question, stripped; `ValueError` with a message for the page when it is empty or holds special tokens."""
+    question = (question or "").strip()
+    if not question:
+        raise ValueError("Please type a question.")
+    if "<|" in question:
+        raise ValueError("The question cannot contain special tokens such as <|image_1|>; the photo goes before it.")
+    return question
+
+
+def answer_photos(
+    models: Mapping[str, tuple],
+    photos: Sequence,
+    question: str,
+    batch_size: int = 8,
+    max_new_tokens: int = 64,
+    num_crops: int | None = None,
+) -> dict[str, list[str]]:
+    """Every model's greedy answer to `question` about every photo.
+
+    Args:
+        models (`Mapping[str, tuple]`): model name -> `(model, processor)`, e.g. from `load_models`.
+        photos (`Sequence`): RGB photos, e.g. from `open_photo`.
+        question (`str`): the question asked about each photo.
+        batch_size (`int`, *optional*, defaults to 8): photos per `generate` call.
+        max_new_tokens (`int`, *optional*, defaults to 64): generation budget.
+        num_crops (`int`, *optional*): overrides the processor's number of HD crops.
+
+    Returns:
+        `dict[str, list[str]]`: model name -> one answer per photo.
+    """
+    answers = {}
+    for name, (model, processor) in models.items():
+        prompts = [build_prompt(processor, prompt_messages(question))] * len(photos)
+        answers[name] = generate_answers(
+            model,
+            processor,
+            prompts,
+            [[photo] for photo in photos],
+            batch_size=batch_size,
+            max_new_tokens=max_new_tokens,
+            num_crops=num_crops,
+            show_progress=False,
+        )
+    return answers
+
+
+def table_headers(task: str, template: AnswerTemplate = DEFAULT_TEMPLATE) -> list[str]:
+    """The columns of `answer_rows` for `task` (`"catalogue"`: one per field of the answer template, or `"free"`)."""
+    if task == CATALOGUE:
+        return ["photo", "model", *template.fields, "answer"]
+    if task == FREE:
+        return ["photo", "model", "answer"]
+    raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+
+
+def answer_rows(
+    photo_names: Sequence[str],
+    answers_by_model: Mapping[str, Sequence[str]],
+    task: str,
+    template: AnswerTemplate = DEFAULT_TEMPLATE,
+) -> list[list]:
+    """One row per photo and model, the models of a photo next to each other, with the columns of `table_headers`.
+
+    In the catalogue task, the template's fields are filled when the answer has all of them (`AnswerTemplate.parse`),
+    and show `-` otherwise; the raw answer is always there.
+    """
+    table_headers(task)  # refuses an unknown task
+    rows = []
+    for index, photo_name in enumerate(photo_names):
+        for model_name, answers in answers_by_model.items():
+            answer = answers[index]
+            if task == FREE:
+                rows.append([photo_name, model_name, answer])
+                continue
+            parsed = template.parse(answer)
+            complete = None not in parsed.values()
+            fields = [_field_text(name, value) if complete else NOT_READ for name, value in parsed.items()]
+            rows.append([photo_name, model_name, *fields, answer])
+    return rows
+
+
+def _field_text(name: str, value) -> str:
+    return format_price(value) if isinstance(value, float) else str(value)
+
+
+def load_examples(
+    dataset_path: str | Path,
+    output_dir: str | Path,
+    split: str = "test",
+    limit: int = 8,
+    template: AnswerTemplate = DEFAULT_TEMPLATE,
+) -> list:
+    """Save the first `limit` photos of a prepared dataset's split as JPEG files, with their true answers.
+
+    Args:
+        dataset_path (`str` or `Path`): a prepared dataset (`datasets.load_from_disk`) with an `image` column.
+        output_dir (`str` or `Path`): where to write the photos (the page serves them from there).
+        split (`str`, *optional*, defaults to `"test"`): the split to take them from.
+        limit (`int`, *optional*, defaults to 8): how many.
+        template ([`AnswerTemplate`], *optional*): renders a catalogue row's true answer.
+
+    Returns:
+        `list[Example]`: the saved photos and their true answers, in the split's order.
+    """
+    dataset = datasets.load_from_disk(str(dataset_path))
+    if split not in dataset:
+        raise ValueError(f"{dataset_path} has no {split!r} split; it has {sorted(dataset)}.")
+    rows = dataset[split].select(range(min(limit, len(dataset[split]))))
+    output_dir = Path(output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    examples = []
+    for index, row in enumerate(rows):
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(row.get("product_code", index))).strip("_") or str(index)
+        path = output_dir / f"{index:03d}-{name}.jpg"
+        row["image"].convert("RGB").save(path, quality=90)
+        examples.append(Example(path, true_answer(row, template)))
+    return examples
+
+
+def true_answer(row: Mapping, template: AnswerTemplate = DEFAULT_TEMPLATE) -> str:
+    """The dataset's answer for a row: the catalogue answer template, or a conversation's last assistant turn.
+
+    Raises:
+        `ValueError`: for a row with neither catalogue fields nor an assistant turn in `messages`.
+    """
+    answers = [message["content"] for message in row.get("messages") or () if message["role"] == "assistant"]
+    if answers:
+        # Plain text, or TRL's structured content: a list of parts, the text ones holding the answer.
+        return answers[-1] if isinstance(answers[-1], str) else "".join(part.get("text") or "" for part in answers[-1])
+    try:
+        return template.render(row)
+    except KeyError as error:
+        raise ValueError(f"Cannot tell the true answer of a row with columns {sorted(row)}: {error}") from None
