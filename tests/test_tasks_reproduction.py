@@ -63,6 +63,7 @@ def test_reproduction_against_the_published_row():
     command = "python scripts/reproduce.py recipes/docvqa-lora.yaml"
     report = render_report(far, num_items=200, command=command, model=row.model, eval_set=row.eval_set)
     assert "| 77.00 | 75.68 | 82.46 | -6.78 | +-4 |" in report and "**outside**" in report
+    assert "reported at 77.02 on this set (before training here: 77.00)" in report
     assert "**within**" in render_report(close, 200, command, row.model, row.eval_set)
     offline = render_report(close, 40, command, "outputs/tiny-phi3v", "data/reproduction/docvqa_1200_examples test")
     assert "does not apply" in offline and "within" not in offline

@@ -120,6 +120,8 @@ class Task:
         eval_source ([`DataSource`]): The published evaluation set.
         tolerance (`float`): About two binomial standard errors of the eval set, in points: a reproduction within
             `published +- tolerance` agrees with the table.
+        base_score (`float`, *optional*): The untrained model's score on the eval set where one was reported
+            (DocVQA: 77.02 for Phi-3-vision-128k-instruct, microsoft/PhiCookBook#121), a check of the "before" run.
     """
 
     name: str
@@ -130,6 +132,7 @@ class Task:
     train_source: DataSource
     eval_source: DataSource
     tolerance: float
+    base_score: float | None = None
 
 
 TASKS = {
@@ -142,6 +145,7 @@ TASKS = {
         train_source=DataSource(THE_CAULDRON, "docvqa", "train", "the_cauldron"),
         eval_source=DataSource(DOCVQA_1200, None, "test", "docvqa"),
         tolerance=4.0,
+        base_score=77.02,
     ),
     "hateful_memes": Task(
         name="hateful_memes",

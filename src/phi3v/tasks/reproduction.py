@@ -126,6 +126,11 @@ def render_report(reproduction: Reproduction, num_items: int, command: str, mode
     if eval_set == row.eval_set and model == row.model:
         verdict = "within" if reproduction.within_tolerance else "outside"
         conclusion = f"The result is **{verdict}** the published number's sampling tolerance."
+        if task.base_score is not None:
+            conclusion += (
+                f" The untrained model was reported at {task.base_score} on this set (before training here: "
+                f"{reproduction.before:.2f})."
+            )
     else:
         conclusion = (
             f"This run used `{model}` on `{eval_set}`, not the published `{row.model}` on `{row.eval_set}`: the "
