@@ -1,5 +1,5 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install browser demo demo-dpo app test quality style clean
+.PHONY: install browser demo demo-dpo demo-reproduce app test quality style clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -34,6 +34,29 @@ demo-dpo: demo
 		--output_dir outputs/demo-dpo-eval --overwrite
 	@echo "DPO model: outputs/demo-dpo   SFT vs DPO report: outputs/demo-dpo-eval/report.md"
 
+# The three published Cookbook tasks on the tiny model and offline fixtures in the Hub schemas: per task, evaluate,
+# train with the published recipe (overridden for CPU), evaluate, report (a few minutes on CPU).
+REPRODUCE_CPU := --model_name_or_path outputs/tiny-phi3v --use_cpu true --bf16 false --dtype float32 \
+	--attn_implementation sdpa --num_crops 4 --max_length 512 --activation_checkpointing false \
+	--gradient_accumulation_steps 1 --per_device_train_batch_size 8 --learning_rate 3e-3 --warmup_steps 0 \
+	--dataloader_num_workers 0 --save_strategy no
+demo-reproduce: install
+	test -d outputs/tiny-phi3v || $(PY) scripts/make_tiny_model.py --output outputs/tiny-phi3v
+	test -d data/reproduction || $(PY) scripts/make_reproduction_fixtures.py --output_dir data/reproduction
+	$(PY) scripts/reproduce.py recipes/docvqa-full.yaml --report_dir outputs/reproduce-docvqa --overwrite \
+		--eval_dataset data/reproduction/docvqa_1200_examples --eval_split test \
+		--dataset_name data/reproduction/the_cauldron/docvqa $(REPRODUCE_CPU) --num_train_epochs 20 \
+		--output_dir outputs/reproduce-docvqa/model
+	$(PY) scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir outputs/reproduce-hateful-memes \
+		--overwrite --eval_dataset data/reproduction/the_cauldron/hateful_memes --eval_split "train[:40]" \
+		--dataset_name data/reproduction/the_cauldron/hateful_memes --dataset_train_split "train[40:]" \
+		$(REPRODUCE_CPU) --num_train_epochs 12 --output_dir outputs/reproduce-hateful-memes/model
+	$(PY) scripts/reproduce.py recipes/nlvr2-phi3.5-full.yaml --report_dir outputs/reproduce-nlvr2 --overwrite \
+		--eval_dataset data/reproduction/the_cauldron/nlvr2 --eval_split "train[:40]" \
+		--dataset_name data/reproduction/the_cauldron/nlvr2 --dataset_train_split "train[40:]" \
+		$(REPRODUCE_CPU) --num_train_epochs 12 --output_dir outputs/reproduce-nlvr2/model
+	@echo "Reports: outputs/reproduce-{docvqa,hateful-memes,nlvr2}/report.md (predictions.jsonl, reproduction.json)"
+
 # Debian's Chromium for the browser tests (tests/test_app_browser.py, tests/test_html_report.py), installed when missing
 # and apt-get can run (as root, or with sudo without a password). Never fails: without it those tests skip, saying why.
 browser:
@@ -62,4 +85,5 @@ style: install
 
 clean:
 	rm -rf outputs/tiny-phi3v outputs/demo outputs/demo-eval outputs/demo-preferences outputs/demo-dpo \
-		outputs/demo-dpo-eval data/synthetic
+		outputs/demo-dpo-eval data/synthetic outputs/reproduce-docvqa outputs/reproduce-hateful-memes \
+		outputs/reproduce-nlvr2 data/reproduction

@@ -2,8 +2,9 @@
 
 Each model answers every row by batched greedy generation: for a conversational dataset, its last assistant turn from
 the conversation before it (scored by exact match and edit similarity, plus the task's own metric for a published
-task); for a catalogue, the product question, parsed with the model's answer template and scored per field beside
-the median-price baselines. Each model's blank-image control answers the same prompts with plain grey pictures
+task); for a published task (`docvqa`, `hateful_memes`, `nlvr2`), the Cookbook's prompt scored with its metric (ANLS,
+accuracy) against every reference; for a catalogue, the product question, parsed with the model's answer template
+and scored per field beside the median-price baselines. Each model's blank-image control answers the same prompts with plain grey pictures
 instead of the photos. What the model was trained on (task, dataset layout, question, answer template) is read from
 `phi3v_task.json` beside it, so no extra flag is needed; flags override it.
 
@@ -56,6 +57,7 @@ from phi3v.inference.generation import build_prompt, generate_answers_distribute
 from phi3v.inference.items import catalogue_items, conversation_items
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.outputs import check_output_dir
+from phi3v.tasks import TASKS
 from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
 from phi3v.tasks.catalogue.metrics import baseline_metrics
 from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_config
@@ -121,6 +123,8 @@ def main(args: argparse.Namespace) -> None:
         text_rows = [{k: v for k, v in row.items() if k != "image"} for row in rows]
         train_split = load_splits(args.dataset, [args.train_split], args.dataset_config)[args.train_split]
         baselines = baseline_metrics(train_split.remove_columns("image").to_list(), text_rows, template.fields)
+    elif config.task in TASKS:  # a published task: its own prompt, all its references, its metric
+        items = [{"id": str(row.get("id", i)), **TASKS[config.task].to_eval_item(row)} for i, row in enumerate(rows)]
     else:
         items = conversation_items(rows, converter)
 
@@ -168,7 +172,9 @@ def main(args: argparse.Namespace) -> None:
             output_dir, text_rows, answers, baselines, template, notes="\n\n".join(notes)
         )
     else:
-        metrics = write_conversation_results(output_dir, items, answers, notes="\n\n".join(notes))
+        task = TASKS.get(config.task)
+        task_metric = (task.metric.__name__, task.metric) if task is not None else None
+        metrics = write_conversation_results(output_dir, items, answers, task_metric, notes="\n\n".join(notes))
     predictions = read_predictions_jsonl(output_dir / "predictions.jsonl")
     write_html_report(output_dir, metrics, predictions, images, notes="\n\n".join(notes))
     print(format_report_table(metrics))
@@ -194,7 +200,9 @@ def make_parser() -> argparse.ArgumentParser:
         "--dataset_format", default=None, choices=FORMATS, help="The dataset's layout; default: as trained, else auto."
     )
     parser.add_argument(
-        "--task", default=None, help="`catalogue` or `conversation`; default: as the models were trained."
+        "--task",
+        default=None,
+        help="`catalogue`, `conversation`, `docvqa`, `hateful_memes` or `nlvr2`; default: as the models were trained.",
     )
     parser.add_argument(
         "--question", default=None, help="Catalogue question; default: the one the models were trained on."

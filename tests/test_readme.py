@@ -45,6 +45,8 @@ DOCUMENTS = MARKDOWN + DOCSTRING_FILES + RECIPE_FILES
 
 # Scripts parsed by TrlParser over these dataclasses (plus `--config`); the others are argparse scripts.
 TRL_SCRIPTS = {"scripts/sft.py": "SFTConfig", "scripts/dpo.py": "DPOConfig"}
+# Argparse scripts that pass the flags they do not know on to another script.
+PASSES_ON_TO = {"scripts/reproduce.py": "scripts/sft.py"}
 
 # Commands that are not run here, by a substring of the command (matched whole: not followed by a word character or
 # a dash), with the reason. The first match wins.
@@ -77,6 +79,8 @@ NOT_RUN = {
     "scripts/dpo.py recipes/smoke-dpo.yaml": "DPO training on the demo's SFT model; tests/test_dpo.py runs it "
     "shortened",
     "wandb sync": "uploads offline runs to W&B (account and network)",
+    "scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir": "a minute of CPU training and evaluation; "
+    "tests/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
     "scripts/app.py": "serves a web page until stopped; tests/test_app_browser.py starts it on the tiny model and "
     "drives it in headless Chromium",
 }
@@ -85,6 +89,7 @@ NOT_RUN = {
 RUNNERS = {
     "scripts/make_tiny_model.py",
     "scripts/make_synthetic_catalogue.py",
+    "scripts/make_reproduction_fixtures.py",
     "scripts/make_preferences.py",
     "scripts/evaluate.py",
     "scripts/predict.py",
@@ -96,6 +101,10 @@ RUNNERS = {
 # Appended to a run (argparse keeps the last value): the same code paths on less data.
 SCALE_DOWN = {
     "scripts/make_synthetic_catalogue.py": ["--num_products", "60"],
+    "scripts/make_reproduction_fixtures.py": [
+        *("--docvqa_train_rows", "4", "--docvqa_test_rows", "4", "--cauldron_docvqa_rows", "4"),
+        *("--hateful_memes_rows", "4", "--nlvr2_rows", "4"),
+    ],
     "scripts/make_preferences.py": ["--max_new_tokens", "8"],
     "scripts/evaluate.py": ["--max_new_tokens", "8"],
     "scripts/predict.py": ["--max_new_tokens", "8"],
@@ -329,7 +338,10 @@ def accepted_flags(script: str) -> frozenset[str]:
     # argparse: the option strings of the "options:" section (the description before it quotes example commands).
     options = script_help(script).partition("\noptions:\n")[2]
     invocations = [re.split(r"\s{2,}", line.strip())[0] for line in options.splitlines() if re.match(r"^  -", line)]
-    return frozenset(flag for invocation in invocations for flag in re.findall(r"--[\w-]+", invocation))
+    flags = frozenset(flag for invocation in invocations for flag in re.findall(r"--[\w-]+", invocation))
+    if script in PASSES_ON_TO:  # flags it does not know go to another script
+        flags |= accepted_flags(PASSES_ON_TO[script])
+    return flags
 
 
 @functools.cache

@@ -40,7 +40,7 @@ def format_metric(name: str, value: float | None) -> str:
         return "n/a"
     if isinstance(value, int):
         return f"{value:,}"
-    if name in _PERCENT_METRICS or name.endswith("_exact_match"):
+    if name in _PERCENT_METRICS or name.endswith(("_exact_match", "accuracy")):
         return f"{value:.1%}"
     if name in _DOLLAR_METRICS:
         return f"${value:,.2f}"

@@ -109,6 +109,9 @@ class Phi3VModelConfig(ModelConfig):
         base_model (`str`, *optional*):
             DPO from an SFT LoRA adapter only: the base checkpoint to merge it into, overriding
             `base_model_name_or_path` in its `adapter_config.json` (e.g. the base has moved).
+        lora_init_weights (`str`, *optional*, defaults to `"true"`):
+            PEFT's `init_lora_weights`: `true` (Kaiming-uniform A, zero B), `gaussian` (the Phi-3 Cookbook's), `pissa`,
+            `olora`, ... B starts at zero in every case but the SVD-based ones, so training starts from the base model.
     """
 
     num_crops: int | None = field(
@@ -142,5 +145,12 @@ class Phi3VModelConfig(ModelConfig):
         metadata={
             "help": "DPO from an SFT LoRA adapter only: the base checkpoint to merge it into, overriding "
             "`base_model_name_or_path` in its `adapter_config.json`."
+        },
+    )
+    lora_init_weights: str = field(
+        default="true",
+        metadata={
+            "help": "PEFT's `init_lora_weights`: `true` (Kaiming-uniform A, zero B), `gaussian` (the Phi-3 Cookbook's), "
+            "`pissa`, `olora`, ..."
         },
     )

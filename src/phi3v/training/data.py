@@ -9,6 +9,7 @@ import datasets
 
 from phi3v.data.formats import row_converter
 from phi3v.data.image_columns import undecoded
+from phi3v.tasks import TASKS
 from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
 from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig
 
@@ -45,4 +46,6 @@ def training_task(
             )
         template.check_round_trip(undecoded(train_dataset).remove_columns("image"))
     task = script_args.task or (CATALOGUE if dataset_format == "catalogue" else CONVERSATION)
+    if task not in (CATALOGUE, CONVERSATION, *TASKS):
+        raise ValueError(f"Unknown task {task!r}; choose from {[CATALOGUE, CONVERSATION, *TASKS]}.")
     return TaskConfig(task, dataset_format, script_args.question, template.template), converter

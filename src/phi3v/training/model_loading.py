@@ -99,7 +99,8 @@ def lora_config(model_args: Phi3VModelConfig, model: PreTrainedModel) -> LoraCon
     tower) or none. The CLIP layer Phi-3-V never runs gets no adapter: it would never receive a gradient.
 
     Args:
-        model_args ([`Phi3VModelConfig`]): the `lora_*`, `use_rslora` and `use_dora` fields.
+        model_args ([`Phi3VModelConfig`]): the `lora_*` (`lora_init_weights` included), `use_rslora` and `use_dora`
+            fields.
         model ([`~transformers.PreTrainedModel`]): the loaded model, to check the target names against.
     """
     if not model_args.use_peft:
@@ -126,6 +127,9 @@ def lora_config(model_args: Phi3VModelConfig, model: PreTrainedModel) -> LoraCon
         modules_to_save=model_args.lora_modules_to_save,
         use_rslora=model_args.use_rslora,
         use_dora=model_args.use_dora,
+        init_lora_weights={"true": True, "false": False}.get(
+            model_args.lora_init_weights.lower(), model_args.lora_init_weights
+        ),
         bias="none",
     )
 

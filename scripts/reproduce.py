@@ -1,0 +1,184 @@
+"""Reproduce a published Phi-3 Cookbook row in one command: evaluate the base model, train with the row's recipe,
+evaluate the result, and report before, after, the published number, the difference and whether it is within the
+sampling tolerance (+-4 ANLS for DocVQA's 200 items, +-3 points for the 500-item accuracy sets).
+
+Run as (8 GPUs; the recipe header gives the accelerate config, `recipes/published/README.md` the table):
+
+    python scripts/reproduce.py recipes/docvqa-lora.yaml \
+        --launcher "accelerate launch --config_file accelerate_configs/multi_gpu.yaml" \
+        --eval_launcher "accelerate launch --num_processes 8"
+
+Flags this script does not know go to `scripts/sft.py` after the recipe (e.g. `--report_to wandb`, which logs the
+training and both evaluations). Offline, on the fixtures of `scripts/make_reproduction_fixtures.py` and the tiny model
+(`make demo-reproduce` runs all three tasks this way, 1-4 minutes each on CPU):
+
+    python scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir outputs/reproduce-hateful-memes \
+        --eval_dataset data/reproduction/the_cauldron/hateful_memes --eval_split "train[:40]" \
+        --model_name_or_path outputs/tiny-phi3v --dataset_name data/reproduction/the_cauldron/hateful_memes \
+        --dataset_train_split "train[40:]" --use_cpu true --bf16 false --dtype float32 --attn_implementation sdpa \
+        --num_crops 4 --max_length 512 --activation_checkpointing false --gradient_accumulation_steps 1 \
+        --per_device_train_batch_size 8 --learning_rate 3e-3 --warmup_steps 0 --num_train_epochs 12 \
+        --dataloader_num_workers 0 --save_strategy no --output_dir outputs/reproduce-hateful-memes/model
+
+`--report_dir` receives `eval_set/` (the evaluation items as conversations: the Cookbook's first-turn prompt and all
+reference answers), `before/` and `after/` (scripts/evaluate.py's outputs), `predictions.jsonl` (each item's answers
+and Cookbook scores before and after), `reproduction.json` and `report.md`.
+"""
+
+import argparse
+import json
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import datasets
+from trl import SFTConfig, TrlParser
+
+from phi3v.data.loading import load_splits
+from phi3v.tasks import PUBLISHED, TASKS
+from phi3v.tasks.reproduction import (
+    Reproduction,
+    eval_conversations,
+    render_report,
+    score_predictions,
+    write_predictions,
+)
+from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
+
+
+SCRIPTS = Path(__file__).resolve().parent
+EVAL_SPLIT_NAME = "test"
+
+
+def run(command: list[str]) -> None:
+    print(f"+ {shlex.join(command)}", flush=True)
+    subprocess.run(command, check=True)
+
+
+def evaluate(args, model: str, output_dir: Path, dtype: str, model_args, use_cpu: bool, wandb: bool) -> list[str]:
+    """Runs scripts/evaluate.py on the eval set and returns the answers, in the eval set's order."""
+    command = [
+        *shlex.split(args.eval_launcher),
+        str(SCRIPTS / "evaluate.py"),
+        *("--dataset", str(Path(args.report_dir) / "eval_set"), "--split", EVAL_SPLIT_NAME),
+        *("--dataset_format", "conversational", "--task", "conversation"),
+        *("--model", f"model={model}", "--output_dir", str(output_dir), "--overwrite", "--no_blank_control"),
+        *("--dtype", dtype, "--max_new_tokens", "64", "--batch_size", str(args.eval_batch_size)),
+        *(["--num_crops", str(model_args.num_crops)] if model_args.num_crops else []),
+        *(["--attn_implementation", model_args.attn_implementation] if model_args.attn_implementation else []),
+        *(["--device", "cpu"] if use_cpu else []),
+        *(["--report_to", "wandb"] if wandb else []),
+    ]
+    run(command)
+    with open(output_dir / "predictions.jsonl") as file:
+        return [json.loads(line)["predictions"]["model"]["answer"] for line in file]
+
+
+def main(args: argparse.Namespace, sft_args: list[str]) -> None:
+    ################
+    # Cheap checks first: the recipe is a published row, the flags parse, the report directory is free
+    ################
+    rows = {row.recipe: row for row in PUBLISHED}
+    recipe = Path(args.recipe)
+    if recipe.name not in rows:
+        raise ValueError(f"{recipe} is not the recipe of a published row; those are {sorted(rows)}.")
+    published, task = rows[recipe.name], TASKS[rows[recipe.name].task]
+    parser = TrlParser((Phi3VScriptArguments, SFTConfig, Phi3VModelConfig))
+    _, training_args, model_args = parse_recipe(parser, [str(recipe), *sft_args])
+    report_dir = Path(args.report_dir or f"{training_args.output_dir}-reproduction")
+    args.report_dir = str(report_dir)
+    if report_dir.is_dir() and any(report_dir.iterdir()) and not args.overwrite:
+        raise FileExistsError(f"{report_dir} is not empty; pass --overwrite to write into it.")
+    wandb = "wandb" in training_args.report_to
+    dtype = model_args.dtype if model_args.dtype in ("float32", "bfloat16", "float16") else "auto"
+
+    ################
+    # The evaluation set, as the Cookbook asks it
+    ################
+    source = task.eval_source
+    eval_dataset = args.eval_dataset or source.name
+    eval_config = args.eval_dataset_config or (source.config if args.eval_dataset is None else None)
+    eval_split = args.eval_split or source.split
+    rows_asked = load_splits(eval_dataset, [eval_split], eval_config)[eval_split]
+    if args.eval_limit is not None:
+        rows_asked = rows_asked.select(range(min(args.eval_limit, len(rows_asked))))
+    eval_set = eval_conversations(task, rows_asked)
+    eval_set = eval_set.add_column("id", [str(index) for index in range(len(eval_set))])
+    datasets.DatasetDict({EVAL_SPLIT_NAME: eval_set}).save_to_disk(str(report_dir / "eval_set"))
+    references = eval_set["references"]
+
+    ################
+    # Before, training, after
+    ################
+    before_answers = evaluate(args, model_args.model_name_or_path, report_dir / "before", dtype, model_args,
+                              training_args.use_cpu, wandb)  # fmt: skip
+    run([*shlex.split(args.launcher), str(SCRIPTS / "sft.py"), str(recipe), *sft_args])
+    after_answers = evaluate(args, training_args.output_dir, report_dir / "after", dtype, model_args,
+                             training_args.use_cpu, wandb)  # fmt: skip
+
+    ################
+    # Cookbook scores, report
+    ################
+    before, before_scores = score_predictions(task, before_answers, references)
+    after, after_scores = score_predictions(task, after_answers, references)
+    reproduction = Reproduction(published, before, after)
+    command = shlex.join(["python", *sys.argv])
+    eval_set_name = " ".join(part for part in (eval_dataset, eval_config, eval_split) if part)
+    summary = reproduction.to_json_dict() | {
+        "num_items": len(references),
+        "eval_set": eval_set_name,
+        "model": model_args.model_name_or_path,
+        "trained_model": training_args.output_dir,
+        "command": command,
+    }
+    (report_dir / "reproduction.json").write_text(json.dumps(summary, indent=2) + "\n")
+    write_predictions(
+        report_dir / "predictions.jsonl",
+        [
+            {
+                "id": item_id,
+                "prompt": messages[0]["content"],
+                "references": item_references,
+                "before": {"answer": before_answers[index], "score": before_scores[index]},
+                "after": {"answer": after_answers[index], "score": after_scores[index]},
+            }
+            for index, (item_id, messages, item_references) in enumerate(
+                zip(eval_set["id"], eval_set["messages"], references, strict=True)
+            )
+        ],
+    )
+    report = render_report(reproduction, len(references), command, model_args.model_name_or_path, eval_set_name)
+    (report_dir / "report.md").write_text(report)
+    print(report)
+
+
+def make_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
+    )
+    parser.add_argument("recipe", help="The recipe of a published row, e.g. recipes/docvqa-lora.yaml.")
+    parser.add_argument(
+        "--report_dir", default=None, help="Where to write the report (default: OUTPUT_DIR-reproduction)."
+    )
+    parser.add_argument("--eval_dataset", default=None, help="Evaluation data (default: the published set).")
+    parser.add_argument("--eval_dataset_config", default=None, help="Its Hub configuration (default: the published).")
+    parser.add_argument("--eval_split", default=None, help="Its split, e.g. `train[:500]` (default: the published).")
+    parser.add_argument("--eval_limit", type=int, default=None, help="Evaluate only the first N items.")
+    parser.add_argument("--eval_batch_size", type=int, default=8, help="Prompts per generate call, per process.")
+    parser.add_argument(
+        "--launcher",
+        default=shlex.quote(sys.executable),
+        help="Command that runs scripts/sft.py (default: this Python).",
+    )
+    parser.add_argument(
+        "--eval_launcher",
+        default=shlex.quote(sys.executable),
+        help="Command that runs scripts/evaluate.py (default: this Python).",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --report_dir.")
+    return parser
+
+
+if __name__ == "__main__":
+    main(*make_parser().parse_known_args())

@@ -1,0 +1,66 @@
+"""scripts/reproduce.py refuses what it cannot reproduce before any work, and, on the tiny model and the offline
+fixtures, runs a published row end to end: the report shows the Cookbook score before and after training."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from phi3v.data.reproduction_fixtures import make_reproduction_fixtures
+
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TINY_CPU = [
+    *("--use_cpu", "true", "--bf16", "false", "--dtype", "float32", "--attn_implementation", "sdpa"),
+    *("--num_crops", "4", "--max_length", "512", "--activation_checkpointing", "false"),
+    *("--gradient_accumulation_steps", "1", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3"),
+    *("--warmup_steps", "0", "--dataloader_num_workers", "0", "--save_strategy", "no"),
+]
+
+
+def reproduce(*args, check=True):
+    return subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts" / "reproduce.py"), *map(str, args)],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=check,
+    )
+
+
+def test_refuses_a_recipe_that_is_not_a_published_row(tmp_path):
+    result = reproduce("recipes/smoke.yaml", "--report_dir", tmp_path / "report", check=False)
+    assert result.returncode != 0 and "not the recipe of a published row" in result.stderr
+
+
+def test_refuses_a_report_dir_in_use(tmp_path):
+    (tmp_path / "report").mkdir()
+    (tmp_path / "report" / "mine.txt").write_text("keep")
+    result = reproduce("recipes/hateful-memes-full.yaml", "--report_dir", tmp_path / "report", *TINY_CPU, check=False)
+    assert result.returncode != 0 and "is not empty" in result.stderr
+    assert (tmp_path / "report" / "mine.txt").read_text() == "keep"
+
+
+@pytest.mark.slow
+def test_hateful_memes_row_on_the_fixtures(tmp_path, tiny_checkpoint):
+    fixtures = tmp_path / "fixtures"
+    make_reproduction_fixtures(fixtures, num_rows={"hateful_memes": 96})
+    data = fixtures / "the_cauldron" / "hateful_memes"
+    report_dir = tmp_path / "report"
+    reproduce(
+        "recipes/hateful-memes-full.yaml",
+        *("--report_dir", report_dir, "--eval_dataset", data, "--eval_split", "train[:32]"),
+        *("--model_name_or_path", tiny_checkpoint, "--dataset_name", data, "--dataset_train_split", "train[32:]"),
+        *TINY_CPU,
+        *("--num_train_epochs", "12", "--output_dir", tmp_path / "model"),
+    )
+    summary = json.loads((report_dir / "reproduction.json").read_text())
+    assert summary["num_items"] == 32 and summary["published"] == 86.4
+    assert summary["before"] < summary["after"]  # the untrained tiny model answers noise; the fixture is learnable
+    items = [json.loads(line) for line in (report_dir / "predictions.jsonl").read_text().splitlines()]
+    assert len(items) == 32 and items[0]["prompt"] == "<|image_1|>\nIs this meme hateful? Answer yes or no."
+    assert sum(item["after"]["score"] for item in items) == pytest.approx(summary["after"] * 32 / 100)
+    report = (report_dir / "report.md").read_text()
+    assert "does not apply" in report and f"| {summary['before']:.2f} | {summary['after']:.2f} | 86.4 |" in report
