@@ -227,3 +227,33 @@ def test_the_task_config_saved_with_a_model_sets_the_template(catalogue, tiny_ch
     metrics = json.loads((output_dir / "metrics.json").read_text())
     assert "category_accuracy" not in metrics["m"] and "title_exact_match" in metrics["m"]
     assert "Answer template `{title} costs ${full_price}`" in (output_dir / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    ("task", "source", "split"), [("docvqa", "docvqa_1200_examples", "test"), ("nlvr2", "the_cauldron/nlvr2", "train")]
+)
+def test_a_published_task_is_asked_and_scored_as_the_cookbook_does(
+    task, source, split, tiny_checkpoint, tmp_path, monkeypatch
+):
+    from phi3v.data.reproduction_fixtures import make_reproduction_fixtures
+    from phi3v.tasks import TASKS
+
+    make_reproduction_fixtures(tmp_path / "fixtures", num_rows={"docvqa_test": 4, "nlvr2": 4})
+    output_dir = tmp_path / "eval"
+    args = ["--dataset", str(tmp_path / "fixtures" / source), "--split", f"{split}[:3]", "--task", task]
+    run_evaluate(
+        monkeypatch,
+        [*args, "--model", f"tiny={tiny_checkpoint}", "--output_dir", str(output_dir), "--max_new_tokens", "6"],
+    )
+    metric = TASKS[task].metric
+    lines = [json.loads(line) for line in (output_dir / "predictions.jsonl").read_text().splitlines()]
+    rows = datasets.load_from_disk(str(tmp_path / "fixtures" / source))[split].select(range(3))
+    for line, row in zip(lines, rows, strict=True):
+        item = TASKS[task].to_eval_item(row)
+        assert line["references"] == item["references"] and line["prompt"] == item["prompt"][-1]["content"]
+        prediction = line["predictions"]["tiny"]
+        assert next(iter(prediction["scores"])) == metric.__name__
+        assert prediction["scores"][metric.__name__] == metric(prediction["answer"], line["references"])
+    metrics = json.loads((output_dir / "metrics.json").read_text())["tiny"]
+    expected = sum(line["predictions"]["tiny"]["scores"][metric.__name__] for line in lines) / 3
+    assert metrics[metric.__name__] == pytest.approx(expected)
