@@ -59,6 +59,8 @@ NOT_RUN = {
     "make quality": "ruff over the tree: a check of its own, not a test",
     "make style": "rewrites the tree with ruff",
     "make clean": "deletes the demo's outputs in the checkout",
+    "make demo-reproduce": "the three reproductions on the tiny model and the fixtures (minutes of CPU training); "
+    "tests/test_reproduce.py runs one end to end",
     "make app": "serves the demo model in a web page until stopped (tests/test_app_browser.py drives scripts/app.py)",
     "pytest": "runs the test suite (`make test`)",
     "ruff": "lint and format over the tree (`make quality`)",
