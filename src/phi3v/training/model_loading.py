@@ -11,7 +11,7 @@ from accelerate import PartialState
 from peft import LoraConfig, PeftModel
 from torch import nn
 from transformers import AutoModelForCausalLM, AutoProcessor, PreTrainedModel, ProcessorMixin, TrainingArguments
-from trl import get_quantization_config
+from trl import get_peft_config, get_quantization_config
 
 from phi3v.inference.loading import adapter_base_model, is_adapter_dir
 
@@ -117,21 +117,15 @@ def lora_config(model_args: Phi3VModelConfig, model: PreTrainedModel) -> LoraCon
             "Phi-3-V's names: language model `qkv_proj o_proj gate_up_proj down_proj`; vision tower `q_proj k_proj "
             "v_proj out_proj fc1 fc2`; projector `img_projection.0 img_projection.2`."
         )
-    return LoraConfig(
-        task_type=model_args.lora_task_type,
-        r=model_args.lora_r,
-        lora_alpha=model_args.lora_alpha,
-        lora_dropout=model_args.lora_dropout,
-        target_modules=targets,
-        exclude_modules=[name for name, module in linears.items() if id(module.weight) in unused] or None,
-        modules_to_save=model_args.lora_modules_to_save,
-        use_rslora=model_args.use_rslora,
-        use_dora=model_args.use_dora,
-        init_lora_weights={"true": True, "false": False}.get(
-            model_args.lora_init_weights.lower(), model_args.lora_init_weights
-        ),
-        bias="none",
+    # TRL's config (r, alpha, dropout, rsLoRA, DoRA, target parameters, modules to save), with the checked target
+    # names, the unused CLIP layer excluded, and PEFT's initialisation, which TRL's helper does not set.
+    config = get_peft_config(model_args)
+    config.target_modules = set(targets)  # a list: PEFT reads a lone string as a regular expression
+    config.exclude_modules = [name for name, module in linears.items() if id(module.weight) in unused] or None
+    config.init_lora_weights = {"true": True, "false": False}.get(
+        model_args.lora_init_weights.lower(), model_args.lora_init_weights
     )
+    return config
 
 
 def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArguments) -> PreTrainedModel:
