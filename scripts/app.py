@@ -18,9 +18,10 @@ trained for (`phi3v_task.json`): a catalogue model gets `catalogue`, its questio
 import argparse
 import tempfile
 
-from phi3v.app.answers import CATALOGUE, FREE, TASKS, load_examples, load_models, parse_model_specs
+from phi3v.app.answers import CATALOGUE, FREE, TASKS, load_examples, load_models
 from phi3v.app.page import THEME, build_page
 from phi3v.app.photos import MAX_PIXELS
+from phi3v.inference.loading import parse_model_specs
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import TaskConfig, load_task_config
 

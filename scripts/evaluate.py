@@ -42,7 +42,7 @@ from accelerate import Accelerator
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path, positive_int
-from phi3v.data.formats import FORMATS, row_converter
+from phi3v.data.formats import FORMATS
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
@@ -55,24 +55,12 @@ from phi3v.evaluation.results import (
 )
 from phi3v.inference.generation import build_prompt, generate_answers_distributed, grey_images
 from phi3v.inference.items import catalogue_items, conversation_items
-from phi3v.inference.loading import check_model_path, load_for_inference
+from phi3v.inference.loading import check_model_path, load_for_inference, parse_model_specs
 from phi3v.outputs import check_output_dir
 from phi3v.tasks import TASKS
-from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
+from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.catalogue.metrics import baseline_metrics
 from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_config
-
-
-def parse_model_specs(specs: list[str]) -> dict[str, str]:
-    """`["sft=outputs/demo", "outputs/demo-dpo"]` -> `{"sft": "outputs/demo", "demo-dpo": "outputs/demo-dpo"}`: a
-    bare path is named after its last component."""
-    models = {}
-    for spec in specs:
-        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
-        if not name or not path or name in models:
-            raise ValueError(f"Bad or duplicate --model {spec!r}; expected distinct NAME=PATH entries.")
-        models[name] = path
-    return models
 
 
 def task_config(args: argparse.Namespace, model_paths: list[str]) -> TaskConfig:
@@ -110,12 +98,7 @@ def main(args: argparse.Namespace) -> None:
     if args.limit is not None:
         split = split.select(range(min(args.limit, len(split))))
     template = AnswerTemplate(config.answer_template)
-    dataset_path = Path(args.dataset)
-    image_folder = args.image_folder or (dataset_path.parent if dataset_path.is_file() else dataset_path)
-    catalogue_converter = functools.partial(to_conversation, question=config.question, template=template)
-    dataset_format, converter = row_converter(
-        config.dataset_format, split.column_names, catalogue_converter, image_folder
-    )
+    dataset_format, converter = config.row_converter(split.column_names, args.dataset, args.image_folder)
     is_catalogue = dataset_format == "catalogue" and config.task in (CATALOGUE, CONVERSATION)
     rows = list(undecoded(split))
     if is_catalogue:

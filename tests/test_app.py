@@ -14,12 +14,12 @@ from phi3v.app.answers import (
     check_question,
     load_examples,
     load_models,
-    parse_model_specs,
     table_headers,
     true_answer,
 )
 from phi3v.app.photos import PhotoError, open_photo
 from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.loading import parse_model_specs
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, prompt_messages
 
 from .evaluation_helpers import make_lora_adapter, one_torch_thread

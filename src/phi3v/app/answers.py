@@ -41,22 +41,6 @@ class Example(NamedTuple):
     truth: str
 
 
-def parse_model_specs(specs: Sequence[str]) -> dict[str, str]:
-    """`["sft=outputs/demo", "outputs/demo-dpo"]` -> `{"sft": "outputs/demo", "demo-dpo": "outputs/demo-dpo"}`: a
-    bare path is named after its last component, as in `scripts/evaluate.py`.
-
-    Raises:
-        `ValueError`: for an empty name or path, or a name given twice.
-    """
-    models = {}
-    for spec in specs:
-        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
-        if not name or not path or name in models:
-            raise ValueError(f"Bad or duplicate --model {spec!r}; expected distinct NAME=PATH entries.")
-        models[name] = path
-    return models
-
-
 def load_models(
     paths: Mapping[str, str], base_model: str | None = None, dtype: str = "auto", device: str = "cpu"
 ) -> dict[str, tuple]:

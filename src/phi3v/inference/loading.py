@@ -14,6 +14,7 @@ Example:
 ```
 """
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import torch
@@ -166,3 +167,19 @@ def load_for_inference(
     model.to(device)
     model.eval()
     return model, processor
+
+
+def parse_model_specs(specs: Sequence[str]) -> dict[str, str]:
+    """`["sft=outputs/demo", "outputs/demo-dpo"]` -> `{"sft": "outputs/demo", "demo-dpo": "outputs/demo-dpo"}`: a
+    bare path is named after its last component.
+
+    Raises:
+        `ValueError`: for an empty name or path, or a name given twice.
+    """
+    models = {}
+    for spec in specs:
+        name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
+        if not name or not path or name in models:
+            raise ValueError(f"Bad or duplicate --model {spec!r}; expected distinct NAME=PATH entries.")
+        models[name] = path
+    return models

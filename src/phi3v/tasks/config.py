@@ -3,11 +3,15 @@ answer template. `scripts/evaluate.py`, `make_preferences.py`, `predict.py` and 
 trained with its own `answer_template` is asked and scored with that template without another flag.
 """
 
+import functools
 import json
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from .catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
+from phi3v.data.formats import row_converter
+
+from .catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, to_conversation
 
 
 TASK_CONFIG_NAME = "phi3v_task.json"
@@ -31,6 +35,19 @@ class TaskConfig:
     dataset_format: str = "auto"
     question: str = DEFAULT_QUESTION
     answer_template: str = DEFAULT_ANSWER_TEMPLATE
+
+    def row_converter(
+        self, columns: Sequence[str], dataset_name: str, image_folder: str | None = None
+    ) -> tuple[str, Callable[[Mapping], dict] | None]:
+        """The dataset's layout and its rows' converter to TRL's conversational format (`phi3v.data.formats`), with
+        this config's catalogue question and template; relative LLaVA paths resolve against `image_folder`, else
+        the dataset file's folder (or the dataset directory)."""
+        path = Path(dataset_name)
+        folder = image_folder or (path.parent if path.is_file() else path)
+        catalogue = functools.partial(
+            to_conversation, question=self.question, template=AnswerTemplate(self.answer_template)
+        )
+        return row_converter(self.dataset_format, columns, catalogue, folder)
 
     def save(self, directory: str | Path) -> Path:
         """Writes `phi3v_task.json` into `directory`."""

@@ -1,16 +1,13 @@
 """What a training run reads: the dataset's layout and its converter, the task the model is trained for, and the
 checks that stop a bad setup at start-up (a raw catalogue, an answer template that cannot be read back)."""
 
-import functools
 from collections.abc import Callable, Mapping
-from pathlib import Path
 
 import datasets
 
-from phi3v.data.formats import row_converter
 from phi3v.data.image_columns import undecoded
 from phi3v.tasks import TASKS
-from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
+from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig
 
 from .configs import Phi3VScriptArguments
@@ -31,11 +28,11 @@ def training_task(
             table of URLs), or an answer template that cannot be read back from the training rows.
     """
     template = AnswerTemplate(script_args.answer_template)
-    dataset_path = Path(script_args.dataset_name)
-    image_folder = script_args.image_folder or (dataset_path.parent if dataset_path.is_file() else dataset_path)
-    catalogue_converter = functools.partial(to_conversation, question=script_args.question, template=template)
-    dataset_format, converter = row_converter(
-        script_args.dataset_format, train_dataset.column_names, catalogue_converter, image_folder
+    layout = TaskConfig(
+        dataset_format=script_args.dataset_format, question=script_args.question, answer_template=template.template
+    )
+    dataset_format, converter = layout.row_converter(
+        train_dataset.column_names, script_args.dataset_name, script_args.image_folder
     )
     if dataset_format == "catalogue":
         if not isinstance(train_dataset.features.get("image"), datasets.Image):
