@@ -24,7 +24,7 @@ reference is the same model with the adapter disabled, and the output is that ad
 import logging
 
 from transformers import set_seed
-from trl import DPOConfig, DPOTrainer, TrlParser
+from trl import DPOConfig, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.data.image_columns import undecoded
@@ -33,6 +33,8 @@ from phi3v.inference.items import preference_items
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import TaskConfig, load_task_config
 from phi3v.training import (
+    GenerationValidation,
+    Phi3VDPOTrainer,
     Phi3VModelConfig,
     Phi3VPreferenceCollator,
     Phi3VScriptArguments,
@@ -43,6 +45,7 @@ from phi3v.training import (
     load_sft_model,
     lora_config,
     parse_recipe,
+    report_selection,
     save_run,
     setup_logging,
 )
@@ -92,12 +95,18 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # Trainer
     ################
     training_args.remove_unused_columns = False  # the collator reads `images`, `prompt`, `chosen` and `rejected`
-    callbacks = []
+    callbacks, generation_validation = [], None
+    template = AnswerTemplate(task_config.answer_template) if task_config.task == "catalogue" else None
     if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
         pairs = undecoded(eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset)))))
-        template = AnswerTemplate(task_config.answer_template) if task_config.task == "catalogue" else None
         callbacks.append(PredictionsTableCallback(processor, preference_items(pairs), template))
-    trainer = DPOTrainer(
+    if eval_dataset is not None and script_args.eval_generations > 0:
+        # The answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
+        pairs = undecoded(eval_dataset.select(range(min(script_args.eval_generations, len(eval_dataset)))))
+        generation_validation = GenerationValidation(
+            processor, preference_items(pairs), template, batch_size=training_args.per_device_eval_batch_size
+        )
+    trainer = Phi3VDPOTrainer(
         model=model,
         args=training_args,
         data_collator=collator,
@@ -106,6 +115,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
         processing_class=processor,
         peft_config=lora_config(model_args, model),
         callbacks=callbacks,
+        generation_validation=generation_validation,
     )
 
     ###############
@@ -126,6 +136,8 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     save_run(
         trainer, processor, task_config, script_args, ["phi3-v", "vision-language", task_config.task, "dpo"], "dpo.py"
     )
+    # Did the saved checkpoint beat the SFT model on `metric_for_best_model`? Said plainly, and in the model card.
+    report_selection(trainer, start_model=model_args.model_name_or_path)
 
     ##########
     # Evaluate

@@ -161,3 +161,48 @@ def test_a_dpo_adapter_over_an_sft_adapter_loads_and_merges_as_a_chain(tiny_chec
         torch.testing.assert_close(model(**inputs).logits, expected, atol=1e-5, rtol=1e-5)
         merged = AutoModelForCausalLM.from_pretrained(merge_lora(tmp_path / "dpo-adapter", tmp_path / "merged"))
         torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-4, rtol=1e-4)
+
+
+def test_generated_answers_are_scored_with_the_catalogue_template_or_by_exact_match():
+    from phi3v.tasks.catalogue import AnswerTemplate
+    from phi3v.training import score_answers
+
+    template = AnswerTemplate("Product: {title}, Category: {category3_code}, Full Price: {full_price}")
+    truth = template.render({"title": "Red Tote", "category3_code": "bags", "full_price": 200.0})
+    answers = ["Product: Red Tote, Category: shoes, Full Price: 150.00", "no idea"]
+    scores = score_answers(answers, [[truth], [truth]], template)
+    assert scores["parse_rate"] == 0.5 and scores["title_exact_match"] == 0.5 and scores["category_accuracy"] == 0.0
+    assert scores["price_mape"] == pytest.approx((0.25 + 1.0) / 2)  # a missing price counts as $0
+    assert score_answers(["Yes.", "no"], [["yes"], ["maybe", "No"]]) == {"exact_match": 1.0, "edit_similarity": 1.0}
+    with pytest.raises(ValueError, match="2 answers for 1 references"):
+        score_answers(answers, [[truth]], template)
+
+
+def history(scores):
+    return [{"step": step, "eval_price_mape": score, "eval_loss": 0.7} for step, score in scores.items()]
+
+
+def test_the_verdict_says_whether_the_saved_checkpoint_beat_the_start_model():
+    from phi3v.training import selection_verdict
+
+    log = history({0: 0.20, 10: 0.25, 20: 0.15, 30: 0.18})
+    verdict = selection_verdict(log, "price_mape", False, "out/checkpoint-20", 0.15, True, "outputs/sft")
+    assert verdict["beats_start"] is True and verdict["saved_step"] == 20 and verdict["start_score"] == 0.20
+    assert verdict["metric"] == "eval_price_mape" and "beats the start model" in verdict["message"]
+
+    log = history({0: 0.10, 10: 0.25, 20: 0.15})
+    verdict = selection_verdict(log, "eval_price_mape", False, "out/checkpoint-20", 0.15, True, "outputs/sft")
+    assert verdict["beats_start"] is False
+    assert (
+        verdict["message"].startswith("No checkpoint beat the start model") and "Use outputs/sft" in verdict["message"]
+    )
+
+    # Higher is better: a tie is not a win. Without `load_best_model_at_end` the last step is what was saved.
+    log = [{"step": 0, "eval_category_accuracy": 0.5}, {"step": 10, "eval_category_accuracy": 0.9}]
+    log.append({"step": 20, "eval_category_accuracy": 0.5})
+    verdict = selection_verdict(log, "category_accuracy", True, "out/checkpoint-10", 0.9, False, "sft")
+    assert verdict["saved"] == "last step" and verdict["saved_step"] == 20 and verdict["beats_start"] is False
+
+    # Without the start model's score (no `eval_on_start`) the verdict cannot say, and says so.
+    verdict = selection_verdict(history({10: 0.2}), "price_mape", False, "out/checkpoint-10", 0.2, True, "sft")
+    assert verdict["beats_start"] is None and "eval_on_start" in verdict["message"]

@@ -46,6 +46,10 @@ class Phi3VScriptArguments(ScriptArguments):
         eval_predictions (`int`, *optional*, defaults to `8`):
             Validation rows whose generated answers the W&B predictions table shows at each evaluation (only with
             `report_to: wandb`); 0 turns the table off.
+        eval_generations (`int`, *optional*, defaults to `0`):
+            `scripts/dpo.py`: the first this many validation items are answered (greedy) at each evaluation and scored
+            with the task's metrics, logged as `eval_<metric>` (`eval_price_mape`, `eval_category_accuracy`, ... for
+            the catalogue; `eval_exact_match` otherwise), so `metric_for_best_model` can name one; 0 turns it off.
     """
 
     dataset_format: str = field(
@@ -73,6 +77,13 @@ class Phi3VScriptArguments(ScriptArguments):
         metadata={
             "help": "Validation rows whose generated answers the W&B predictions table shows at each evaluation "
             "(only with `report_to: wandb`); 0 turns the table off."
+        },
+    )
+    eval_generations: int = field(
+        default=0,
+        metadata={
+            "help": "dpo.py: validation items answered and scored with the task's metrics at each evaluation "
+            "(`eval_price_mape`, `eval_exact_match`, ...), for `metric_for_best_model`; 0 turns it off."
         },
     )
 
