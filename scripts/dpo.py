@@ -19,6 +19,12 @@ With `use_peft`, a new adapter trains on top of the SFT model (an SFT adapter is
 reference is the same model with the adapter disabled, and the output is that adapter, whose base is the SFT output
 (`scripts/merge_lora.py` merges the chain); without it, TRL keeps a frozen copy as the reference. Pairs longer than
 `max_length` are dropped before training, with a count. Re-running the same command resumes from the last checkpoint.
+
+Each evaluation scores the validation pairs (TRL's held-out `eval_rewards/accuracies`, `eval_rewards/margins`) and,
+with `eval_generations`, the model's answers to that many validation prompts with the task's metrics
+(`eval_price_mape`, `eval_category_accuracy`, ...). With `eval_on_start` the first evaluation scores the SFT model;
+with `metric_for_best_model` and `load_best_model_at_end` the saved model is the best checkpoint, and the run ends by
+saying whether it beat the SFT model (printed, in the model card and in `selection.json`).
 """
 
 import logging
@@ -103,9 +109,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     if eval_dataset is not None and script_args.eval_generations > 0:
         # The answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
         pairs = undecoded(eval_dataset.select(range(min(script_args.eval_generations, len(eval_dataset)))))
-        generation_validation = GenerationValidation(
-            processor, preference_items(pairs), template, batch_size=training_args.per_device_eval_batch_size
-        )
+        generation_validation = GenerationValidation(processor, preference_items(pairs), template)
     trainer = Phi3VDPOTrainer(
         model=model,
         args=training_args,
