@@ -141,7 +141,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
         trainer, processor, task_config, script_args, ["phi3-v", "vision-language", task_config.task, "dpo"], "dpo.py"
     )
     # Did the saved checkpoint beat the SFT model on `metric_for_best_model`? Said plainly, and in the model card.
-    report_selection(trainer, start_model=model_args.model_name_or_path)
+    report_selection(trainer, start_model=model_args.model_name_or_path, start_label="the SFT model")
 
     ##########
     # Evaluate

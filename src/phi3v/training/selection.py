@@ -22,6 +22,7 @@ def selection_verdict(
     best_metric: float | None,
     load_best_model_at_end: bool,
     start_model: str,
+    start_label: str = "the start model",
 ) -> dict:
     """Compares the saved model's score with the start model's, from a finished run's state.
 
@@ -33,6 +34,7 @@ def selection_verdict(
         best_metric (`float`, *optional*): `TrainerState.best_metric`, the score of that checkpoint.
         load_best_model_at_end (`bool`): whether the saved model is the best checkpoint (else the last step's).
         start_model (`str`): the model training started from (its path), named in the message.
+        start_label (`str`, *optional*, defaults to `"the start model"`): what the message calls it (`"the SFT model"`).
 
     Returns:
         `dict`: `metric`, `greater_is_better`, `start_model`, `start_score` (step 0, or `None` without
@@ -61,21 +63,21 @@ def selection_verdict(
     if saved_score is None:
         message = (
             f"No trained checkpoint was scored on {metric} (no evaluation after step 0), so nothing says whether "
-            f"training improved on {start_model}; the saved model is the last step's."
+            f"training improved on {start_label} ({start_model}); the saved model is the last step's."
         )
     elif start_score is None:
         message = (
-            f"The start model {start_model} was not scored (set `eval_on_start: true`), so nothing says whether "
-            f"training beat it; saved: {saved_name}, {metric} = {saved_score:.4g}."
+            f"{start_label[0].upper()}{start_label[1:]} ({start_model}) was not scored (set `eval_on_start: true`), so "
+            f"nothing says whether training beat it; saved: {saved_name}, {metric} = {saved_score:.4g}."
         )
     elif beats_start:
         message = (
-            f"The saved model ({saved_name}, step {saved_step}) beats the start model on {metric}: {saved_score:.4g} "
+            f"The saved model ({saved_name}, step {saved_step}) beats {start_label} on {metric}: {saved_score:.4g} "
             f"against {start_score:.4g} for {start_model}."
         )
     else:
         message = (
-            f"No checkpoint beat the start model on {metric}: the best, {saved_name} (step {saved_step}, saved), "
+            f"No checkpoint beat {start_label} on {metric}: the best, {saved_name} (step {saved_step}, saved), "
             f"scores {saved_score:.4g} against {start_score:.4g} for {start_model}. Use {start_model}; the saved "
             "model is kept for inspection only."
         )
@@ -93,13 +95,14 @@ def selection_verdict(
     }
 
 
-def report_selection(trainer, start_model: str) -> dict | None:
+def report_selection(trainer, start_model: str, start_label: str = "the start model") -> dict | None:
     """After `save_run`: the verdict of a run that selects checkpoints by a metric, printed on the main process,
     written to `selection.json` and appended to the model card (`README.md`) in the output directory.
 
     Args:
         trainer (`transformers.Trainer`): the finished trainer (its state holds the evaluations and best checkpoint).
         start_model (`str`): the model training started from (for DPO, the SFT output).
+        start_label (`str`, *optional*, defaults to `"the start model"`): what the messages call it.
 
     Returns:
         `dict` or `None`: the verdict (`selection_verdict`), or `None` when the run names no `metric_for_best_model`.
@@ -115,6 +118,7 @@ def report_selection(trainer, start_model: str) -> dict | None:
         state.best_metric,
         args.load_best_model_at_end,
         start_model,
+        start_label,
     )
     if trainer.accelerator.is_main_process:
         output_dir = Path(args.output_dir)
