@@ -12,13 +12,14 @@ Usage:
         --output data/burberry-preferences
     accelerate launch --config_file accelerate_configs/single_gpu.yaml scripts/dpo.py recipes/burberry-dpo.yaml
 
-    # CPU smoke run on the smoke SFT output (`make demo-dpo`)
+    # CPU smoke run on the short smoke SFT and its on-policy pairs (`make demo-dpo` makes both, see the recipe)
     python scripts/dpo.py recipes/smoke-dpo.yaml
 
-With `use_peft`, a new adapter trains on top of the SFT model (an SFT adapter is merged in memory first), the
-reference is the same model with the adapter disabled, and the output is that adapter, whose base is the SFT output
-(`scripts/merge_lora.py` merges the chain); without it, TRL keeps a frozen copy as the reference. Pairs longer than
-`max_length` are dropped before training, with a count. Re-running the same command resumes from the last checkpoint.
+With `use_peft`, a new adapter trains on top of the SFT model (an SFT adapter is merged in memory first), the reference
+is the same model with the adapter disabled, and the output is that adapter, whose base is the SFT output
+(`scripts/merge_lora.py` merges the chain); without it, a frozen copy of the SFT model is the reference. Pairs longer
+than `max_length` are dropped before training, with a count. Re-running the same command resumes from the last
+checkpoint.
 
 Each evaluation scores the validation pairs (TRL's held-out `eval_rewards/accuracies`, `eval_rewards/margins`) and,
 with `eval_generations`, the model's answers to that many validation prompts with the task's metrics
@@ -110,8 +111,12 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
         # The answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
         pairs = undecoded(eval_dataset.select(range(min(script_args.eval_generations, len(eval_dataset)))))
         generation_validation = GenerationValidation(processor, preference_items(pairs), template)
+    # Without LoRA the reference is a frozen second copy of the SFT model, loaded as the policy was: TRL would load it
+    # from the path itself, which fails for an architecture outside transformers (and for an SFT adapter directory).
+    ref_model = None if model_args.use_peft else load_sft_model(model_args, training_args)
     trainer = Phi3VDPOTrainer(
         model=model,
+        ref_model=ref_model,
         args=training_args,
         data_collator=collator,
         train_dataset=train_dataset,

@@ -139,7 +139,10 @@ def test_smoke_sft_then_pairs_then_dpo_then_one_report(short_sft_and_pairs, synt
 
 
 @pytest.mark.slow
-def test_dpo_that_cannot_beat_sft_says_so_and_saves_its_best_checkpoint_not_its_last(short_sft_and_pairs, tmp_path):
+@pytest.mark.parametrize("use_peft", [True, False], ids=["lora", "full"])
+def test_dpo_that_cannot_beat_sft_says_so_and_saves_its_best_checkpoint_not_its_last(
+    short_sft_and_pairs, tmp_path, use_peft
+):
     from safetensors.torch import load_file
 
     (sft, pairs), dpo = short_sft_and_pairs, tmp_path / "dpo"
@@ -149,7 +152,7 @@ def test_dpo_that_cannot_beat_sft_says_so_and_saves_its_best_checkpoint_not_its_
                  str(pairs), "--output_dir", str(dpo), "--learning_rate", "0.05", "--max_steps", "12",
                  "--per_device_train_batch_size", "4", "--eval_steps", "4", "--save_steps", "4",
                  "--save_total_limit", "5", "--metric_for_best_model", "eval_parse_rate",
-                 "--greater_is_better", "true")  # fmt: skip
+                 "--greater_is_better", "true", "--use_peft", str(use_peft).lower())  # fmt: skip
     history = json.loads((dpo / "trainer_state.json").read_text())["log_history"]
     parse_rate = evaluations(history, "eval_parse_rate")
     assert list(parse_rate) == [0, 4, 8, 12] and max(parse_rate[4], parse_rate[8], parse_rate[12]) < parse_rate[0]
@@ -160,9 +163,10 @@ def test_dpo_that_cannot_beat_sft_says_so_and_saves_its_best_checkpoint_not_its_
     assert "No checkpoint beat the SFT model" in result.stdout
     assert "No checkpoint beat the SFT model" in (dpo / "README.md").read_text()
 
-    saved = load_file(dpo / "adapter_model.safetensors")
-    best = load_file(dpo / f"checkpoint-{best_step}" / "adapter_model.safetensors")
-    last = load_file(dpo / "checkpoint-12" / "adapter_model.safetensors")
+    weights = "adapter_model.safetensors" if use_peft else "model.safetensors"
+    saved = load_file(dpo / weights)
+    best = load_file(dpo / f"checkpoint-{best_step}" / weights)
+    last = load_file(dpo / "checkpoint-12" / weights)
     assert saved.keys() == best.keys() == last.keys()
     assert all(torch.equal(saved[name], best[name]) for name in saved)
     assert best_step != 12 and any(not torch.equal(saved[name], last[name]) for name in saved)
