@@ -12,19 +12,26 @@ Usage:
         --output data/burberry-preferences
     accelerate launch --config_file accelerate_configs/single_gpu.yaml scripts/dpo.py recipes/burberry-dpo.yaml
 
-    # CPU smoke run on the smoke SFT output (`make demo-dpo`)
+    # CPU smoke run on the short smoke SFT and its on-policy pairs (`make demo-dpo` makes both, see the recipe)
     python scripts/dpo.py recipes/smoke-dpo.yaml
 
-With `use_peft`, a new adapter trains on top of the SFT model (an SFT adapter is merged in memory first), the
-reference is the same model with the adapter disabled, and the output is that adapter, whose base is the SFT output
-(`scripts/merge_lora.py` merges the chain); without it, TRL keeps a frozen copy as the reference. Pairs longer than
-`max_length` are dropped before training, with a count. Re-running the same command resumes from the last checkpoint.
+With `use_peft`, a new adapter trains on top of the SFT model (an SFT adapter is merged in memory first), the reference
+is the same model with the adapter disabled, and the output is that adapter, whose base is the SFT output
+(`scripts/merge_lora.py` merges the chain); without it, a frozen copy of the SFT model is the reference. Pairs longer
+than `max_length` are dropped before training, with a count. Re-running the same command resumes from its newest
+complete checkpoint; a different recipe into the same `output_dir` is refused (`docs/safety.md`).
+
+Each evaluation scores the validation pairs (TRL's held-out `eval_rewards/accuracies`, `eval_rewards/margins`) and,
+with `eval_generations`, the model's answers to that many validation prompts with the task's metrics
+(`eval_price_mape`, `eval_category_accuracy`, ...). With `eval_on_start` the first evaluation scores the SFT model;
+with `metric_for_best_model` and `load_best_model_at_end` the saved model is the best checkpoint, and the run ends by
+saying whether it beat the SFT model (printed, in the model card and in `selection.json`).
 """
 
 import logging
 
 from transformers import set_seed
-from trl import DPOConfig, DPOTrainer, TrlParser
+from trl import DPOConfig, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
@@ -35,6 +42,8 @@ from phi3v.inference.loading import check_model_path
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import TaskConfig, load_task_config
 from phi3v.training import (
+    GenerationValidation,
+    Phi3VDPOTrainer,
     Phi3VModelConfig,
     Phi3VPreferenceCollator,
     Phi3VScriptArguments,
@@ -44,6 +53,7 @@ from phi3v.training import (
     load_sft_model,
     lora_config,
     parse_recipe,
+    report_selection,
     save_run,
     setup_logging,
     start_or_resume,
@@ -96,13 +106,21 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # Trainer
     ################
     training_args.remove_unused_columns = False  # the collator reads `images`, `prompt`, `chosen` and `rejected`
-    callbacks = []
+    callbacks, generation_validation = [], None
+    template = AnswerTemplate(task_config.answer_template) if task_config.task == "catalogue" else None
     if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
         pairs = undecoded(eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset)))))
-        template = AnswerTemplate(task_config.answer_template) if task_config.task == "catalogue" else None
         callbacks.append(PredictionsTableCallback(processor, preference_items(pairs), template))
-    trainer = DPOTrainer(
+    if eval_dataset is not None and script_args.eval_generations > 0:
+        # The answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
+        pairs = undecoded(eval_dataset.select(range(min(script_args.eval_generations, len(eval_dataset)))))
+        generation_validation = GenerationValidation(processor, preference_items(pairs), template)
+    # Without LoRA the reference is a frozen second copy of the SFT model, loaded as the policy was: TRL would load it
+    # from the path itself, which fails for an architecture outside transformers (and for an SFT adapter directory).
+    ref_model = None if model_args.use_peft else load_sft_model(model_args, training_args)
+    trainer = Phi3VDPOTrainer(
         model=model,
+        ref_model=ref_model,
         args=training_args,
         data_collator=collator,
         train_dataset=train_dataset,
@@ -110,6 +128,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
         processing_class=processor,
         peft_config=lora_config(model_args, model),
         callbacks=callbacks,
+        generation_validation=generation_validation,
     )
 
     ###############
@@ -130,6 +149,8 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     save_run(
         trainer, processor, task_config, script_args, ["phi3-v", "vision-language", task_config.task, "dpo"], "dpo.py"
     )
+    # Did the saved checkpoint beat the SFT model on `metric_for_best_model`? Said plainly, and in the model card.
+    report_selection(trainer, start_model=model_args.model_name_or_path, start_label="the SFT model")
 
     ##########
     # Evaluate

@@ -75,11 +75,16 @@ def test_two_process_zero3_dpo_saves_a_model_that_reloads(tiny_checkpoint, synth
     command += ["scripts/dpo.py", "recipes/smoke-dpo.yaml", "--model_name_or_path", str(tiny_checkpoint)]
     command += ["--dataset_name", str(pairs), "--output_dir", str(output_dir), "--max_steps", "3"]
     command += ["--logging_steps", "1", "--per_device_train_batch_size", "2"]
+    # The tiny base model has no task config (phi3v_task.json), so its answers are scored as a conversation's.
+    command += ["--metric_for_best_model", "eval_exact_match", "--greater_is_better", "true"]
     result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     state = json.loads((output_dir / "trainer_state.json").read_text())
     assert len([entry for entry in state["log_history"] if "rewards/accuracies" in entry]) == 3
+    # Both processes generated the validation answers at the start (ZeRO-3 needs every process in each forward).
+    start = next(entry for entry in state["log_history"] if "eval_rewards/accuracies" in entry)
+    assert start["step"] == 0 and 0 <= start["eval_exact_match"] <= 1 and "eval_edit_similarity" in start
     model = AutoModelForCausalLM.from_pretrained(output_dir)  # the base, then the gathered adapter
     lora_b = [parameter for name, parameter in model.named_parameters() if "lora_B" in name]
     assert lora_b and any(parameter.abs().sum() > 0 for parameter in lora_b)  # trained, not empty shards

@@ -49,6 +49,10 @@ class Phi3VScriptArguments(ScriptArguments):
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
             Delete the earlier run in `output_dir` (only in a directory this project created) and start fresh,
             instead of resuming it (same recipe) or refusing (another recipe). See `phi3v.training.resume`.
+        eval_generations (`int`, *optional*, defaults to `0`):
+            `scripts/dpo.py`: the first this many validation items are answered (greedy) at each evaluation and scored
+            with the task's metrics, logged as `eval_<metric>` (`eval_price_mape`, `eval_category_accuracy`, ... for
+            the catalogue; `eval_exact_match` otherwise), so `metric_for_best_model` can name one; 0 turns it off.
     """
 
     dataset_format: str = field(
@@ -83,6 +87,13 @@ class Phi3VScriptArguments(ScriptArguments):
         metadata={
             "help": "Delete the earlier run in `output_dir` (only in a directory this project created) and start "
             "fresh, instead of resuming it (same recipe) or refusing (another recipe)."
+        },
+    )
+    eval_generations: int = field(
+        default=0,
+        metadata={
+            "help": "dpo.py: validation items answered and scored with the task's metrics at each evaluation "
+            "(`eval_price_mape`, `eval_exact_match`, ...), for `metric_for_best_model`; 0 turns it off."
         },
     )
 
