@@ -291,3 +291,25 @@ def test_load_splits_from_disk_files_and_slices(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_splits(str(tmp_path / "missing"), ["train"])
     assert len(undecoded(dataset)) == 10
+
+
+def test_images_inside_the_content_parts_are_the_rows_images(processor):
+    inline = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "image", "image": RED},
+                    {"type": "image", "image": BLUE},
+                    {"type": "text", "text": "Colours?"},
+                ],
+            },
+            {"role": "assistant", "content": [{"type": "text", "text": "Red and blue."}]},
+            {"role": "user", "content": [{"type": "text", "text": "Which is taller?"}]},
+            {"role": "assistant", "content": [{"type": "text", "text": "The blue one."}]},
+        ]
+    }
+    collator = Phi3VSFTCollator(processor)
+    batch, reference = collator([inline]), collator([trl_messages_row()])
+    for key in ("input_ids", "labels", "pixel_values"):
+        assert torch.equal(batch[key], reference[key])

@@ -1,6 +1,7 @@
 """TRL's conversational vision formats, read into the one form the Phi-3-V encoder takes.
 
-A training row has its images under `images` (a list) or `image` (one image, or `None`), and either `messages`, or a
+A training row has its images under `images` (a list) or `image` (one image, or `None`), or inside its image parts
+(`{"type": "image", "image": ...}`), and either `messages`, or a
 conversational `prompt` and `completion` (TRL's prompt-completion format). Content is TRL's list of typed parts
 (`[{"type": "image"}, {"type": "text", "text": "..."}]`) or a string with `<|image_k|>` tags, where k counts the row's
 images from 1. Rows without images can be mixed with rows with images.
@@ -49,12 +50,15 @@ class Conversation:
 
 
 def row_images(row: Mapping) -> list:
-    """The images of a row: `images` (a list, possibly empty) or `image` (one image or `None`)."""
+    """The images of a row: `images` (a list, possibly empty) or `image` (one image or `None`); without either, the
+    images that the messages' `{"type": "image", "image": ...}` parts carry themselves, in order."""
     if "images" in row:
         return [image for image in (row["images"] or []) if image is not None]
     if "image" in row:
         return [] if row["image"] is None else [row["image"]]
-    return []
+    turns = [*(row.get("messages") or []), *(row.get("prompt") or []), *(row.get("completion") or [])]
+    parts = [part for turn in turns if not isinstance(turn["content"], str) for part in turn["content"]]
+    return [part["image"] for part in parts if part["type"] == "image" and part.get("image") is not None]
 
 
 def as_conversation(row: Mapping) -> Conversation:
