@@ -5,8 +5,9 @@ the conversation before it (scored by exact match and edit similarity, plus the 
 task); for a published task (`docvqa`, `hateful_memes`, `nlvr2`), the Cookbook's prompt scored with its metric (ANLS,
 accuracy) against every reference; for a catalogue, the product question, parsed with the model's answer template
 and scored per field beside the median-price baselines. Each model's blank-image control answers the same prompts with plain grey pictures
-instead of the photos. What the model was trained on (task, dataset layout, question, answer template) is read from
-`phi3v_task.json` beside it, so no extra flag is needed; flags override it.
+instead of the photos. What the model was trained for (task, question, answer template) is read from `phi3v_task.json`
+beside it, so no extra flag is needed; flags override it. The layout is the evaluated dataset's, detected from its
+columns unless `--dataset_format` says it, so a model is evaluated on data of another layout as well.
 
 Run as (CPU, the demo's smoke run on the synthetic test split):
 
@@ -64,14 +65,17 @@ from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_co
 
 
 def task_config(args: argparse.Namespace, model_paths: list[str]) -> TaskConfig:
-    """The models' saved task config (they must agree), overridden by the flags that were given."""
-    saved = {load_task_config(path) for path in model_paths} - {None}
+    """The models' saved task config (they must agree), overridden by the flags that were given. The layout is the
+    evaluated dataset's (`--dataset_format`, else detected from its columns), not the training data's."""
+    saved = {
+        replace(config, dataset_format=args.dataset_format) for config in map(load_task_config, model_paths) if config
+    }
     if len(saved) > 1:
         raise ValueError(
             f"The models were trained for different tasks: {sorted(map(str, saved))}; evaluate them apart."
         )
-    config = saved.pop() if saved else TaskConfig()
-    overrides = {key: getattr(args, key) for key in ("task", "dataset_format", "question", "answer_template")}
+    config = saved.pop() if saved else TaskConfig(dataset_format=args.dataset_format)
+    overrides = {key: getattr(args, key) for key in ("task", "question", "answer_template")}
     return replace(config, **{key: value for key, value in overrides.items() if value is not None})
 
 
@@ -180,7 +184,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--split", default="test", help="Split to evaluate, with an optional slice: `train[:500]`.")
     parser.add_argument("--train_split", default="train", help="Split the catalogue baselines are fitted on.")
     parser.add_argument(
-        "--dataset_format", default=None, choices=FORMATS, help="The dataset's layout; default: as trained, else auto."
+        "--dataset_format",
+        default="auto",
+        choices=FORMATS,
+        help="The dataset's layout; `auto` tells it from the columns.",
     )
     parser.add_argument(
         "--task",

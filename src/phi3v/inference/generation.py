@@ -117,6 +117,21 @@ def generate_answers(
     return answers
 
 
+@torch.no_grad()
+def answer_items(model, processor, items: Sequence[dict], batch_size: int = 16, max_new_tokens: int = 64) -> list[str]:
+    """Greedy answers to evaluation items (`prompt` messages and `images`, `phi3v.inference.items`), in eval mode;
+    the model is left in the mode it was in (training callbacks call this mid-training)."""
+    was_training = model.training
+    model.eval()
+    prompts = [build_prompt(processor, item["prompt"]) for item in items]
+    images = [item["images"] for item in items]
+    answers = generate_answers(
+        model, processor, prompts, images, batch_size=batch_size, max_new_tokens=max_new_tokens, show_progress=False
+    )
+    model.train(was_training)
+    return answers
+
+
 def generate_answers_distributed(accelerator, model, processor, prompts: Sequence[str], images: Sequence, **kwargs):
     """`generate_answers` with the samples split between accelerate's processes; every process gets all answers.
 

@@ -135,6 +135,21 @@ class Task:
     base_score: float | None = None
 
 
+def cauldron_accuracy_task(config: str) -> Task:
+    """A the_cauldron config the Cookbook trains on `train[500:]` and scores by accuracy on `train[:500]`'s first turn
+    (Hateful Memes, NLVR2)."""
+    return Task(
+        name=config,
+        to_conversation=from_the_cauldron,
+        to_eval_item=first_turn_eval_item,
+        metric=cookbook_accuracy,
+        metric_name="accuracy x100",
+        train_source=DataSource(THE_CAULDRON, config, "train[500:]", "the_cauldron"),
+        eval_source=DataSource(THE_CAULDRON, config, "train[:500]", "the_cauldron"),
+        tolerance=3.0,
+    )
+
+
 TASKS = {
     "docvqa": Task(
         name="docvqa",
@@ -147,26 +162,8 @@ TASKS = {
         tolerance=4.0,
         base_score=77.02,
     ),
-    "hateful_memes": Task(
-        name="hateful_memes",
-        to_conversation=from_the_cauldron,
-        to_eval_item=first_turn_eval_item,
-        metric=cookbook_accuracy,
-        metric_name="accuracy x100",
-        train_source=DataSource(THE_CAULDRON, "hateful_memes", "train[500:]", "the_cauldron"),
-        eval_source=DataSource(THE_CAULDRON, "hateful_memes", "train[:500]", "the_cauldron"),
-        tolerance=3.0,
-    ),
-    "nlvr2": Task(
-        name="nlvr2",
-        to_conversation=from_the_cauldron,
-        to_eval_item=first_turn_eval_item,
-        metric=cookbook_accuracy,
-        metric_name="accuracy x100",
-        train_source=DataSource(THE_CAULDRON, "nlvr2", "train[500:]", "the_cauldron"),
-        eval_source=DataSource(THE_CAULDRON, "nlvr2", "train[:500]", "the_cauldron"),
-        tolerance=3.0,
-    ),
+    "hateful_memes": cauldron_accuracy_task("hateful_memes"),
+    "nlvr2": cauldron_accuracy_task("nlvr2"),
 }
 
 

@@ -2,11 +2,10 @@
 
 from collections.abc import Mapping, Sequence
 
-import torch
 from transformers import TrainerCallback
 
 from phi3v.data.image_columns import load_image
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import answer_items
 from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
 
 
@@ -35,23 +34,9 @@ class PredictionsTableCallback(TrainerCallback):
         self.template = template
         self.max_new_tokens = max_new_tokens
 
-    @torch.no_grad()
     def generate(self, model) -> list[str]:
-        """Greedy answers of `model` for the items."""
-        was_training = model.training
-        model.eval()
-        prompts = [build_prompt(self.processor, item["prompt"]) for item in self.items]
-        answers = generate_answers(
-            model,
-            self.processor,
-            prompts,
-            [item["images"] for item in self.items],
-            batch_size=len(prompts),
-            max_new_tokens=self.max_new_tokens,
-            show_progress=False,
-        )
-        model.train(was_training)
-        return answers
+        """Greedy answers of `model` for the items, in one batch."""
+        return answer_items(model, self.processor, self.items, len(self.items), self.max_new_tokens)
 
     def on_evaluate(self, args, state, control, model=None, **kwargs):
         answers = self.generate(model)

@@ -2,6 +2,7 @@
 checks that stop a bad setup at start-up (a raw catalogue, an answer template that cannot be read back)."""
 
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 import datasets
 
@@ -28,10 +29,10 @@ def training_task(
             table of URLs), or an answer template that cannot be read back from the training rows.
     """
     template = AnswerTemplate(script_args.answer_template)
-    layout = TaskConfig(
+    config = TaskConfig(
         dataset_format=script_args.dataset_format, question=script_args.question, answer_template=template.template
     )
-    dataset_format, converter = layout.row_converter(
+    dataset_format, converter = config.row_converter(
         train_dataset.column_names, script_args.dataset_name, script_args.image_folder
     )
     if dataset_format == "catalogue":
@@ -45,4 +46,4 @@ def training_task(
     task = script_args.task or (CATALOGUE if dataset_format == "catalogue" else CONVERSATION)
     if task not in (CATALOGUE, CONVERSATION, *TASKS):
         raise ValueError(f"Unknown task {task!r}; choose from {[CATALOGUE, CONVERSATION, *TASKS]}.")
-    return TaskConfig(task, dataset_format, script_args.question, template.template), converter
+    return replace(config, task=task, dataset_format=dataset_format), converter

@@ -9,10 +9,9 @@ other task, by exact match and edit similarity after normalising (`phi3v.evaluat
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-import torch
 
 from phi3v.evaluation.metrics import answer_scores
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import answer_items
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.catalogue.metrics import score_catalogue
 
@@ -72,21 +71,8 @@ class GenerationValidation:
         self.template = template
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
-        self.prompts = [build_prompt(processor, item["prompt"]) for item in self.items]
 
-    @torch.no_grad()
     def __call__(self, model) -> dict[str, float]:
         """The metrics of `model`'s greedy answers (the model is left in the mode it was in)."""
-        was_training = model.training
-        model.eval()
-        answers = generate_answers(
-            model,
-            self.processor,
-            self.prompts,
-            [item["images"] for item in self.items],
-            batch_size=self.batch_size,
-            max_new_tokens=self.max_new_tokens,
-            show_progress=False,
-        )
-        model.train(was_training)
+        answers = answer_items(model, self.processor, self.items, self.batch_size, self.max_new_tokens)
         return score_answers(answers, [item["references"] for item in self.items], self.template)
