@@ -76,7 +76,12 @@ def test_recipe_matches_the_published_row(row):
     assert model_args.use_peft is is_lora
     assert model_args.load_in_4bit is (row.method == "qlora")
     frozen = row.method == "frozen-vision"
-    assert (model_args.freeze_vision_tower, model_args.freeze_projector) == (frozen, frozen)
+    # the Cookbook's `vision_embed_tokens.requires_grad_(False)`: its module holds the token embedding too (`wte`)
+    assert (model_args.freeze_vision_tower, model_args.freeze_projector, model_args.freeze_token_embeddings) == (
+        frozen,
+        frozen,
+        frozen,
+    )
     assert not model_args.freeze_language_model
     if is_lora:
         assert (model_args.lora_r, model_args.lora_alpha, model_args.lora_dropout) == (row.lora_r, row.lora_alpha, 0.0)

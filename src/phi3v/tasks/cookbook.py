@@ -175,7 +175,7 @@ class PublishedResult:
         recipe (`str`): The recipe file in `recipes/` that reproduces the row.
         task (`str`): A key of `TASKS`.
         model (`str`): The Hub checkpoint fine-tuned.
-        method (`str`): `full`, `frozen-vision` (CLIP and projector frozen), `lora` or `qlora` (4-bit nf4 base).
+        method (`str`): `full`, `frozen-vision` (CLIP, projector and token embeddings frozen), `lora` or `qlora` (4-bit nf4 base).
         value (`float`): The published metric (`TASKS[task].metric_name`).
         learning_rate (`float`): Peak learning rate.
         epochs (`int`): Training epochs.

@@ -112,6 +112,10 @@ class Phi3VModelConfig(ModelConfig):
             Full fine-tuning only: keep the CLIP tower (and the learnable separators) fixed.
         freeze_projector (`bool`, *optional*, defaults to `False`):
             Full fine-tuning only: keep the image projector fixed.
+        freeze_token_embeddings (`bool`, *optional*, defaults to `False`):
+            Full fine-tuning only: keep the token embeddings fixed. With `freeze_vision_tower` and `freeze_projector`
+            it is the Cookbook's "frozen image model": Microsoft's `vision_embed_tokens` module holds the token
+            embedding too (as `wte`), so its `vision_embed_tokens.requires_grad_(False)` freezes all three.
         freeze_language_model (`bool`, *optional*, defaults to `False`):
             Full fine-tuning only: keep the embeddings, decoder layers, final norm and LM head fixed.
         lora_target_modules (`list[str]`, *optional*, defaults to the language model's linear layers):
@@ -138,6 +142,13 @@ class Phi3VModelConfig(ModelConfig):
     )
     freeze_projector: bool = field(
         default=False, metadata={"help": "Full fine-tuning only: keep the image projector fixed."}
+    )
+    freeze_token_embeddings: bool = field(
+        default=False,
+        metadata={
+            "help": "Full fine-tuning only: keep the token embeddings fixed (with freeze_vision_tower and "
+            "freeze_projector: the Cookbook's frozen image model)."
+        },
     )
     freeze_language_model: bool = field(
         default=False,

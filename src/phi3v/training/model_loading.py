@@ -16,6 +16,7 @@ from trl import get_peft_config, get_quantization_config
 from phi3v.inference.loading import adapter_base_model, is_adapter_dir
 
 from .configs import Phi3VModelConfig
+from .lora_head import expose_merged_lora_head
 
 
 logger = logging.getLogger(__name__)
@@ -61,16 +62,20 @@ def load_model(model_args: Phi3VModelConfig, training_args: TrainingArguments) -
     model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **model_kwargs)
     model.freeze_unused_vision_parameters()
     freeze_parts(model, model_args)
+    expose_merged_lora_head(model)  # so that TRL's fused LM head trains a LoRA on `lm_head` (the Cookbook's)
     return model
 
 
 def freeze_parts(model: PreTrainedModel, model_args: Phi3VModelConfig) -> None:
-    """Applies `freeze_vision_tower`, `freeze_projector` and `freeze_language_model` (full fine-tuning only).
+    """Applies `freeze_vision_tower`, `freeze_projector`, `freeze_token_embeddings` and `freeze_language_model` (full
+    fine-tuning only).
 
-    The projector includes the learnable separators (`glb_GN`, `sub_GN`) that it reads with the CLIP features.
+    The projector includes the learnable separators (`glb_GN`, `sub_GN`) that it reads with the CLIP features. The
+    Cookbook's "frozen image model" (`vision_embed_tokens.requires_grad_(False)` in Microsoft's code, where the token
+    embedding is registered inside the vision module as `wte`) is the tower, the projector and the token embeddings.
     """
     switches = [model_args.freeze_vision_tower, model_args.freeze_projector, model_args.freeze_language_model]
-    if model_args.use_peft and any(switches):
+    if model_args.use_peft and (any(switches) or model_args.freeze_token_embeddings):
         raise ValueError(
             "The `freeze_*` switches apply to full fine-tuning. With `use_peft: true` the base model is frozen and "
             "`lora_target_modules` chooses what trains."
@@ -86,6 +91,8 @@ def freeze_parts(model: PreTrainedModel, model_args: Phi3VModelConfig) -> None:
         image_embedding.img_projection.requires_grad_(False)
         image_embedding.glb_GN.requires_grad_(False)
         image_embedding.sub_GN.requires_grad_(False)
+    if model_args.freeze_token_embeddings:
+        model.model.embed_tokens.requires_grad_(False)
     if model_args.freeze_language_model:
         for module in (model.model.embed_tokens, model.model.layers, model.model.norm, model.lm_head):
             module.requires_grad_(False)
@@ -116,6 +123,12 @@ def lora_config(model_args: Phi3VModelConfig, model: PreTrainedModel) -> LoraCon
             f"`lora_target_modules` {unmatched or targets} match no linear layer of {type(model).__name__}. "
             "Phi-3-V's names: language model `qkv_proj o_proj gate_up_proj down_proj`; vision tower `q_proj k_proj "
             "v_proj out_proj fc1 fc2`; projector `img_projection.0 img_projection.2`."
+        )
+    if "lm_head" in targets and (model_args.lora_dropout or model_args.use_dora):
+        # TRL's fused LM head reads the merged weight of an adapted `lm_head` (`lora_head.py`): no dropout, no DoRA.
+        raise ValueError(
+            "LoRA on `lm_head` trains through TRL's fused LM head with the merged weight: set `lora_dropout: 0.0` "
+            "and `use_dora: false`, or leave `lm_head` out of `lora_target_modules`."
         )
     # TRL's config (r, alpha, dropout, rsLoRA, DoRA, target parameters, modules to save), with the checked target
     # names, the unused CLIP layer excluded, and PEFT's initialisation, which TRL's helper does not set.
