@@ -53,6 +53,7 @@ from phi3v.training import (
     load_sft_model,
     lora_config,
     parse_recipe,
+    report_check,
     report_selection,
     save_run,
     setup_logging,
@@ -130,6 +131,9 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
         callbacks=callbacks,
         generation_validation=generation_validation,
     )
+    if script_args.check_only:
+        report_check(trainer.model)
+        return
 
     ###############
     # Training loop

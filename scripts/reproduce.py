@@ -1,6 +1,7 @@
-"""Reproduce a published Phi-3 Cookbook row in one command: evaluate the base model, train with the row's recipe,
-evaluate the result, and report before, after, the published number, the difference and whether it is within the
-sampling tolerance (+-4 ANLS for DocVQA's 200 items, +-3 points for the 500-item accuracy sets).
+"""Reproduce a published Phi-3 Cookbook row in one command: check that the row's trainer builds (`sft.py --check_only`,
+before the base model's evaluation is spent), evaluate the base model, train with the row's recipe, evaluate the
+result, and report before, after, the published number, the difference and whether it is within the sampling
+tolerance (+-4 ANLS for DocVQA's 200 items, +-3 points for the 500-item accuracy sets).
 
 Run as (8 GPUs; the recipe header gives the accelerate config, `recipes/published/README.md` the table):
 
@@ -109,6 +110,11 @@ def main(args: argparse.Namespace, sft_args: list[str]) -> None:
     references = eval_set["references"]
 
     ################
+    # The trainer must build (model, LoRA, frozen parts) before the base model's evaluation is spent
+    ################
+    run([*shlex.split(args.launcher), str(SCRIPTS / "sft.py"), str(recipe), *sft_args, "--check_only", "true"])
+
+    ################
     # Before, training, after
     ################
     before_answers = evaluate(args, model_args.model_name_or_path, report_dir / "before", dtype, model_args,
@@ -122,9 +128,9 @@ def main(args: argparse.Namespace, sft_args: list[str]) -> None:
     ################
     before, before_scores = score_predictions(task, before_answers, references)
     after, after_scores = score_predictions(task, after_answers, references)
-    reproduction = Reproduction(published, before, after)
     command = shlex.join(["python", *sys.argv])
     eval_set_name = " ".join(part for part in (eval_dataset, eval_config, eval_split) if part)
+    reproduction = Reproduction(published, before, after, model_args.model_name_or_path, eval_set_name)
     summary = reproduction.to_json_dict() | {
         "num_items": len(references),
         "eval_set": eval_set_name,
@@ -148,7 +154,7 @@ def main(args: argparse.Namespace, sft_args: list[str]) -> None:
             )
         ],
     )
-    report = render_report(reproduction, len(references), command, model_args.model_name_or_path, eval_set_name)
+    report = render_report(reproduction, len(references), command)
     (report_dir / "report.md").write_text(report)
     print(report)
 

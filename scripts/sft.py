@@ -46,6 +46,7 @@ from phi3v.training import (
     load_processor,
     lora_config,
     parse_recipe,
+    report_check,
     save_run,
     setup_logging,
     start_or_resume,
@@ -115,6 +116,9 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
         peft_config=lora_config(model_args, model),
         callbacks=callbacks,
     )
+    if script_args.check_only:
+        report_check(trainer.model)
+        return
 
     ###############
     # Training loop

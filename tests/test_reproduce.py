@@ -44,6 +44,24 @@ def test_refuses_a_report_dir_in_use(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_trainer_that_cannot_be_built_stops_before_the_base_evaluation(tmp_path, tiny_checkpoint):
+    fixtures = tmp_path / "fixtures"
+    make_reproduction_fixtures(fixtures, num_rows={"hateful_memes": 24})
+    data = fixtures / "the_cauldron" / "hateful_memes"
+    report_dir, output_dir = tmp_path / "report", tmp_path / "model"
+    result = reproduce(
+        "recipes/hateful-memes-lora.yaml",
+        *("--report_dir", report_dir, "--eval_dataset", data, "--eval_split", "train[:8]"),
+        *("--model_name_or_path", tiny_checkpoint, "--dataset_name", data, "--dataset_train_split", "train[8:]"),
+        *TINY_CPU,
+        *("--lora_dropout", "0.1", "--output_dir", output_dir),  # dropout on the adapted lm_head cannot train
+        check=False,
+    )
+    assert result.returncode != 0 and "lm_head" in result.stderr and "--check_only true" in result.stdout
+    assert not (report_dir / "before").exists() and not output_dir.exists()  # no evaluation spent, nothing written
+
+
+@pytest.mark.slow
 def test_hateful_memes_row_on_the_fixtures(tmp_path, tiny_checkpoint):
     fixtures = tmp_path / "fixtures"
     make_reproduction_fixtures(fixtures, num_rows={"hateful_memes": 96})
@@ -58,6 +76,7 @@ def test_hateful_memes_row_on_the_fixtures(tmp_path, tiny_checkpoint):
     )
     summary = json.loads((report_dir / "reproduction.json").read_text())
     assert summary["num_items"] == 32 and summary["published"] == 86.4
+    assert summary["verdict"] == "not applicable" and summary["within_tolerance"] is None  # as report.md says
     assert summary["before"] < summary["after"]  # the untrained tiny model answers noise; the fixture is learnable
     items = [json.loads(line) for line in (report_dir / "predictions.jsonl").read_text().splitlines()]
     assert len(items) == 32 and items[0]["prompt"] == "<|image_1|>\nIs this meme hateful? Answer yes or no."

@@ -79,11 +79,32 @@ def score_predictions(
 
 @dataclass(frozen=True)
 class Reproduction:
-    """A reproduction's outcome: the scores before and after training against the published row."""
+    """A reproduction's outcome: the scores before and after training against the published row.
+
+    Args:
+        published ([`PublishedResult`]): The row.
+        before (`float`), after (`float`): The task's metric (x 100) before and after training.
+        model (`str`): The model that was evaluated and trained.
+        eval_set (`str`): The evaluation data as `name [config] split`.
+    """
 
     published: PublishedResult
     before: float
     after: float
+    model: str
+    eval_set: str
+
+    @property
+    def comparable(self) -> bool:
+        """Whether the published number applies: the published model on the published evaluation set."""
+        return self.eval_set == self.published.eval_set and self.model == self.published.model
+
+    @property
+    def verdict(self) -> str:
+        """`within tolerance`, `outside tolerance`, or `not applicable` (another model or evaluation set)."""
+        if not self.comparable:
+            return "not applicable"
+        return "within tolerance" if self.within_tolerance else "outside tolerance"
 
     @property
     def difference(self) -> float:
@@ -106,24 +127,24 @@ class Reproduction:
             "published": self.published.value,
             "difference": self.difference,
             "tolerance": self.tolerance,
-            "within_tolerance": self.within_tolerance,
+            "verdict": self.verdict,
+            "within_tolerance": self.within_tolerance if self.comparable else None,
             "published_row": asdict(self.published),
         }
 
 
-def render_report(reproduction: Reproduction, num_items: int, command: str, model: str, eval_set: str) -> str:
+def render_report(reproduction: Reproduction, num_items: int, command: str) -> str:
     """The Markdown report: before, after, published, difference and whether it is within the sampling tolerance.
 
     Args:
-        reproduction ([`Reproduction`]): The scores and the published row.
+        reproduction ([`Reproduction`]): The scores, the published row, the model and the evaluation set; when they
+            are not the published ones, the report says that the comparison with the published number does not apply.
         num_items (`int`): Items evaluated.
         command (`str`): The command that produced it.
-        model (`str`): The model that was evaluated and trained (the published row's, unless overridden).
-        eval_set (`str`): The evaluation data as `name [config] split`; when it is not the published set, the
-            report says that the comparison with the published number does not apply.
     """
     row, task = reproduction.published, TASKS[reproduction.published.task]
-    if eval_set == row.eval_set and model == row.model:
+    model, eval_set = reproduction.model, reproduction.eval_set
+    if reproduction.comparable:
         verdict = "within" if reproduction.within_tolerance else "outside"
         conclusion = f"The result is **{verdict}** the published number's sampling tolerance."
         if task.base_score is not None:

@@ -3,7 +3,7 @@ encoder behind the SFT and preference collators, length grouping, the W&B predic
 generated answers with checkpoint selection against the SFT model."""
 
 from .callbacks import PredictionsTableCallback
-from .cli import parse_recipe, setup_logging
+from .cli import parse_recipe, report_check, setup_logging
 from .collator import Phi3VSFTCollator
 from .configs import (
     LANGUAGE_MODEL_LORA_TARGETS,
@@ -43,6 +43,7 @@ __all__ = [
     "lora_config",
     "padding_share",
     "parse_recipe",
+    "report_check",
     "report_selection",
     "save_run",
     "score_answers",

@@ -13,6 +13,7 @@ import sys
 from collections.abc import Sequence
 
 import datasets
+import torch
 import transformers
 from transformers import TrainingArguments
 from trl import TrlParser
@@ -50,3 +51,18 @@ def setup_logging(training_args: TrainingArguments, *parsed_args) -> None:
     transformers.utils.logging.set_verbosity(log_level)
     for args in (*parsed_args, training_args):
         logging.getLogger("phi3v").info(f"{type(args).__name__}: {args}")
+
+
+def report_check(model: torch.nn.Module) -> None:
+    """What `check_only` prints once the trainer is built: what trains, and that nothing was trained or written.
+
+    Args:
+        model (`torch.nn.Module`): the model as the trainer holds it (with its LoRA adapter, if any).
+    """
+    total = sum(parameter.numel() for parameter in model.parameters())
+    trainable = sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+    print(
+        f"Check passed: the trainer builds; {trainable:,} of {total:,} parameters train. Nothing was trained or "
+        "written (check_only).",
+        flush=True,
+    )

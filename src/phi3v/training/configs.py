@@ -49,6 +49,9 @@ class Phi3VScriptArguments(ScriptArguments):
         overwrite_output_dir (`bool`, *optional*, defaults to `False`):
             Delete the earlier run in `output_dir` (only in a directory this project created) and start fresh,
             instead of resuming it (same recipe) or refusing (another recipe). See `phi3v.training.resume`.
+        check_only (`bool`, *optional*, defaults to `False`):
+            Check the arguments and the data, load the model and build the trainer, then stop: nothing is trained and
+            nothing is written (`scripts/reproduce.py` does this before it spends the base model's evaluation).
         eval_generations (`int`, *optional*, defaults to `0`):
             `scripts/dpo.py`: the first this many validation items are answered (greedy) at each evaluation and scored
             with the task's metrics, logged as `eval_<metric>` (`eval_price_mape`, `eval_category_accuracy`, ... for
@@ -87,6 +90,13 @@ class Phi3VScriptArguments(ScriptArguments):
         metadata={
             "help": "Delete the earlier run in `output_dir` (only in a directory this project created) and start "
             "fresh, instead of resuming it (same recipe) or refusing (another recipe)."
+        },
+    )
+    check_only: bool = field(
+        default=False,
+        metadata={
+            "help": "Check the arguments and data, load the model and build the trainer, then stop without training "
+            "or writing anything."
         },
     )
     eval_generations: int = field(

@@ -159,7 +159,7 @@ def start_or_resume(training_args: TrainingArguments, script_args, model_args, s
 
     Refusals raise `OutputPathError` naming the directory and the way out, on every process alike. Then the main
     process deletes an old run (`--overwrite_output_dir true`), marks `output_dir` as this project's and records the
-    run in `run_config.json`, and prints which checkpoint the run resumes from.
+    run in `run_config.json`, and prints which checkpoint the run resumes from. With `check_only` it only decides.
 
     Args:
         training_args ([`~transformers.TrainingArguments`]): `output_dir` and `resume_from_checkpoint` are read.
@@ -176,6 +176,8 @@ def start_or_resume(training_args: TrainingArguments, script_args, model_args, s
     inputs = [getattr(model_args, name, None) for name in ("model_name_or_path", "base_model")]
     check_not_an_input(output_dir, [*inputs, script_args.dataset_name])
     checkpoint, notices, delete_old_run = _decide(output_dir, training_args, config, overwrite, model_args.use_peft)
+    if getattr(script_args, "check_only", False):  # a check run decides, and changes nothing
+        return None if checkpoint is None else str(checkpoint)
 
     with training_args.main_process_first(local=False, desc="deciding whether to resume"):
         pass  # every process has decided before the main process changes anything
