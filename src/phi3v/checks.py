@@ -9,7 +9,10 @@ directory, and is reported as such instead of being sent to the Hub as a malform
 import argparse
 import os
 import re
+from collections.abc import Sequence
 from pathlib import Path
+
+from phi3v.errors import MissingPathError, UsageError
 
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -29,7 +32,7 @@ def looks_like_local_path(text: str | os.PathLike) -> bool:
 
 
 def check_local_path(path: str | os.PathLike, what: str) -> None:
-    """Raises `FileNotFoundError` naming `path` when it looks local (see `looks_like_local_path`) and does not exist.
+    """Raises `MissingPathError` (a `FileNotFoundError`) naming `path` when it looks local (see `looks_like_local_path`) and does not exist.
 
     Args:
         path (`str` or `os.PathLike`): the path or Hub id given by the user.
@@ -43,7 +46,7 @@ def check_local_path(path: str | os.PathLike, what: str) -> None:
             if existing in (Path("."), Path("/"))
             else f" ({existing} exists, but not {Path(path).relative_to(existing)} inside it)"
         )
-        raise FileNotFoundError(f"{what} {path} does not exist{where}{hint}.")
+        raise MissingPathError(f"{what} {path} does not exist{where}{hint}.")
 
 
 def positive_int(text: str) -> int:
@@ -70,4 +73,48 @@ def existing_path(text: str) -> str:
     """argparse type: a local path that exists."""
     if not Path(text).exists():
         raise argparse.ArgumentTypeError(f"{text} does not exist")
+    return text
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (`--eval_limit 0` is refused by `positive_int`; this takes it)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
+    return value
+
+
+# Attention implementations transformers loads Phi-3-V with; `None` (the default) is sdpa.
+ATTN_IMPLEMENTATIONS = ("eager", "sdpa", "flash_attention_2", "flash_attention_3", "flex_attention")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+def check_choice(name: str, value, choices: Sequence, allow_none: bool = False) -> None:
+    """Raises `UsageError` naming `name`, `value` and the list when `value` is not one of `choices`.
+
+    TRL's parser checks no choice for a `str` field, and argparse none for a recipe's YAML value, so the recipe
+    fields with a closed set of values (`task`, `dataset_format`, ...) are checked here.
+
+    Args:
+        name (`str`): the flag or recipe key, e.g. `"--task"`.
+        value: the value given.
+        choices (`Sequence`): the values accepted.
+        allow_none (`bool`, *optional*, defaults to `False`): whether `None` (not given) is accepted.
+    """
+    if (value is None and allow_none) or value in choices:
+        return
+    raise UsageError(f"{name} {value!r} is not one of {list(choices)}.")
+
+
+def device(text: str) -> str:
+    """argparse type: a torch device string (`cpu`, `cuda`, `cuda:1`, `mps`, ...), checked without using it."""
+    import torch  # only when a device flag is parsed
+
+    try:
+        torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"not a device: {text!r}; e.g. cpu, cuda, cuda:1 or mps") from None
     return text

@@ -25,13 +25,15 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
+from phi3v.errors import ExistingPathError
+
 
 MARKER_NAME = ".phi3v-output.json"
 # Catalogues written before the marker existed are recognised by their manifest.
 LEGACY_MANIFEST_NAME = "manifest.json"
 
 
-class OutputPathError(FileExistsError):
+class OutputPathError(ExistingPathError):
     """An output path that would overwrite or delete something, or that collides with an input."""
 
 

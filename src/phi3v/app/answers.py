@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import datasets
 
+from phi3v.errors import DataError, UsageError
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import load_for_inference
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, format_price, prompt_messages
@@ -116,7 +117,7 @@ def table_headers(task: str, template: AnswerTemplate = DEFAULT_TEMPLATE) -> lis
         return ["photo", "model", *template.fields, "answer"]
     if task == FREE:
         return ["photo", "model", "answer"]
-    raise ValueError(f"task must be one of {TASKS}, got {task!r}.")
+    raise UsageError(f"task must be one of {TASKS}, got {task!r}.")
 
 
 def answer_rows(
@@ -170,7 +171,7 @@ def load_examples(
     """
     dataset = datasets.load_from_disk(str(dataset_path))
     if split not in dataset:
-        raise ValueError(f"{dataset_path} has no {split!r} split; it has {sorted(dataset)}.")
+        raise UsageError(f"{dataset_path} has no {split!r} split; it has {sorted(dataset)}.")
     rows = dataset[split].select(range(min(limit, len(dataset[split]))))
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
@@ -196,4 +197,4 @@ def true_answer(row: Mapping, template: AnswerTemplate = DEFAULT_TEMPLATE) -> st
     try:
         return template.render(row)
     except KeyError as error:
-        raise ValueError(f"Cannot tell the true answer of a row with columns {sorted(row)}: {error}") from None
+        raise DataError(f"Cannot tell the true answer of a row with columns {sorted(row)}: {error}") from None

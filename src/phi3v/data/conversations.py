@@ -14,6 +14,8 @@ from pathlib import Path
 
 from PIL import Image
 
+from phi3v.errors import DataError, MissingDataFileError
+
 
 LLAVA_IMAGE_TOKEN = "<image>"
 LLAVA_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
@@ -48,7 +50,7 @@ def from_the_cauldron(row: Mapping) -> dict:
     images = list(row["images"] or [])
     texts = row["texts"]
     if not texts:
-        raise ValueError("the_cauldron row has no `texts`: there is no question to train on.")
+        raise DataError("the_cauldron row has no `texts`: there is no question to train on.")
     messages = []
     for turn, text in enumerate(texts):
         prefix = image_tags(len(images)) if turn == 0 else ""
@@ -89,12 +91,12 @@ def from_llava(row: Mapping, image_folder: str | Path | None = None) -> dict:
     turns = row["conversations"]
     num_tokens = sum(turn["value"].count(LLAVA_IMAGE_TOKEN) for turn in turns)
     if num_tokens and num_tokens != len(paths):
-        raise ValueError(
+        raise DataError(
             f"LLaVA row {row.get('id', '')!r} has {num_tokens} `<image>` tokens but {len(paths)} images ({paths})."
         )
     unknown = sorted({turn["from"] for turn in turns} - set(LLAVA_ROLES))
     if unknown:
-        raise ValueError(f"LLaVA row {row.get('id', '')!r}: unknown `from` {unknown}; expected {list(LLAVA_ROLES)}.")
+        raise DataError(f"LLaVA row {row.get('id', '')!r}: unknown `from` {unknown}; expected {list(LLAVA_ROLES)}.")
 
     counter = iter(range(1, num_tokens + 1))
     messages = []
@@ -106,14 +108,16 @@ def from_llava(row: Mapping, image_folder: str | Path | None = None) -> dict:
             content, tags_pending = image_tags(len(paths)) + content, False
         messages.append({"role": role, "content": content})
     if tags_pending:
-        raise ValueError(f"LLaVA row {row.get('id', '')!r} has images but no human turn to show them in.")
+        raise DataError(f"LLaVA row {row.get('id', '')!r} has images but no human turn to show them in.")
 
     folder = Path(image_folder) if image_folder is not None else Path()
     images = []
     for path in paths:
         resolved = folder / path
         if not resolved.is_file():
-            raise FileNotFoundError(f"LLaVA row {row.get('id', '')!r}: image {str(path)!r} not found at {resolved}.")
+            raise MissingDataFileError(
+                f"LLaVA row {row.get('id', '')!r}: image {str(path)!r} not found at {resolved}."
+            )
         images.append(Image.open(resolved))
     return {"images": images, "messages": messages}
 
@@ -144,7 +148,7 @@ def from_docvqa(row: Mapping, rng: random.Random | None = None) -> dict:
     """
     answers = list(row["answers"])
     if not answers:
-        raise ValueError(f"DocVQA row {row.get('id', '')!r} has no answers.")
+        raise DataError(f"DocVQA row {row.get('id', '')!r} has no answers.")
     answer = rng.choice(answers) if rng is not None else answers[0]
     question = f"{image_tags(1)}{docvqa_question(row)}\n{DOCVQA_INSTRUCTION}"
     messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]

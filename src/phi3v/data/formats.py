@@ -15,6 +15,8 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 
+from phi3v.errors import DataError, UsageError
+
 from .conversations import from_docvqa, from_llava, from_the_cauldron
 
 
@@ -39,7 +41,7 @@ def detect_format(columns: Sequence[str]) -> str:
     for name, needed in _COLUMNS.items():
         if needed <= columns:
             return name
-    raise ValueError(
+    raise DataError(
         f"Cannot tell the layout of a dataset with columns {sorted(columns)}. Set `dataset_format` to one of "
         f"{list(FORMATS[1:])}; TRL's conversational format needs `images` plus `messages` or `prompt`/`completion`."
     )
@@ -65,14 +67,14 @@ def row_converter(
         `ValueError`: for an unknown format, or columns the format needs that the dataset lacks.
     """
     if dataset_format not in FORMATS:
-        raise ValueError(f"Unknown dataset_format {dataset_format!r}; choose from {list(FORMATS)}.")
+        raise UsageError(f"dataset_format {dataset_format!r} is not one of {list(FORMATS)}.")
     if dataset_format == "auto":
         dataset_format = detect_format(columns)
     missing = sorted(_COLUMNS.get(dataset_format, set()) - set(columns))
     if dataset_format == "conversational" and detect_format(columns) != "conversational":
         missing = ["messages (or prompt and completion)"]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"dataset_format {dataset_format!r} needs the columns {missing}; the dataset has {sorted(columns)}."
         )
     converters = {

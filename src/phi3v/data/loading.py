@@ -16,6 +16,10 @@ from pathlib import Path
 
 import datasets
 
+from phi3v.errors import MissingPathError, UsageError
+
+from .local_files import LocalFiles, check_image_references
+
 
 # Builders of `datasets` for local files, by suffix.
 FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
@@ -26,11 +30,11 @@ def parse_split(split: str) -> tuple[str, str | None, str | None]:
     """`"train[500:]"` -> `("train", "500", None)`; `"test"` -> `("test", None, None)`.
 
     Raises:
-        `ValueError`: for a split string `datasets` would not read either.
+        `UsageError`: for a split string `datasets` would not read either.
     """
     match = _SPLIT.match(split.strip())
     if match is None:
-        raise ValueError(
+        raise UsageError(
             f"Bad split {split!r}; expected a name with an optional slice, e.g. `train` or `train[500:]`."
         )
     return match["name"], match["start"], match["stop"]
@@ -58,7 +62,11 @@ def looks_local(name: str) -> bool:
 
 
 def load_splits(
-    dataset_name: str, splits: list[str], dataset_config: str | None = None
+    dataset_name: str,
+    splits: list[str],
+    dataset_config: str | None = None,
+    image_folder: str | None = None,
+    allow_local_paths: bool = False,
 ) -> dict[str, datasets.Dataset]:
     """The named splits of a dataset, in the order asked.
 
@@ -68,16 +76,20 @@ def load_splits(
             a Hub dataset id.
         splits (`list[str]`): split names with optional slices, e.g. `["train[500:]", "train[:500]"]`.
         dataset_config (`str`, *optional*): the Hub dataset's configuration name (e.g. `hateful_memes`).
+        image_folder (`str`, *optional*): the folder the user named for the rows' images (LLaVA).
+        allow_local_paths (`bool`, *optional*, defaults to `False`): let a local dataset's rows name image files
+            outside its folder (`phi3v.data.local_files`; a Hub dataset never reads local files).
 
     Raises:
-        `FileNotFoundError`: for a local path that does not exist. `ValueError`: naming the available splits when a
-            split does not exist, or naming the split when it (or its slice) is empty.
+        `MissingPathError`: for a local path that does not exist. `UsageError`: naming the available splits when a
+            split does not exist, or naming the split when it (or its slice) is empty. `DataError`: for rows that name
+            image files they may not read (`phi3v.data.local_files.check_image_references`).
     """
     if not dataset_name:
-        raise ValueError("Set `dataset_name`: a prepared directory, a local data file or a Hub dataset id.")
+        raise UsageError("Set `dataset_name`: a prepared directory, a local data file or a Hub dataset id.")
     path = Path(dataset_name).expanduser()
     if looks_local(dataset_name) and not path.exists():
-        raise FileNotFoundError(f"Dataset {dataset_name} does not exist.")
+        raise MissingPathError(f"Dataset {dataset_name} does not exist.")
     if path.is_dir() and any((path / name).is_file() for name in ("dataset_dict.json", "state.json")):
         loaded = datasets.load_from_disk(str(path))
         available = loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
@@ -85,18 +97,24 @@ def load_splits(
         available = datasets.load_dataset(str(path))
     elif path.is_file():
         if path.suffix not in FILE_BUILDERS:
-            raise ValueError(f"Cannot read {path}: the data file formats are {sorted(FILE_BUILDERS)}.")
+            raise UsageError(f"Cannot read {path}: the data file formats are {sorted(FILE_BUILDERS)}.")
         available = datasets.load_dataset(FILE_BUILDERS[path.suffix], data_files=str(path))
     else:
-        available = datasets.load_dataset(dataset_name, name=dataset_config)
+        try:
+            available = datasets.load_dataset(dataset_name, name=dataset_config)
+        except datasets.exceptions.DatasetNotFoundError as error:
+            raise MissingPathError(
+                f"Dataset {dataset_name} is neither a local path nor a Hub dataset: {error}"
+            ) from error
     result = {}
     for split in splits:
         name, start, stop = parse_split(split)
         if name not in available:
-            raise ValueError(f"{dataset_name} has no split {name!r}; its splits are {sorted(available)}.")
+            raise UsageError(f"{dataset_name} has no split {name!r}; its splits are {sorted(available)}.")
         result[split] = select_slice(available[name], start, stop)
         if len(result[split]) == 0:
-            raise ValueError(
+            raise UsageError(
                 f"Split {split!r} of {dataset_name} is empty ({len(available[name])} rows before slicing)."
             )
+    check_image_references(result, LocalFiles.of(dataset_name, image_folder, allow_local_paths))
     return result

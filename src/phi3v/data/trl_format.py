@@ -23,6 +23,7 @@ Conversation(images=[photo], messages=[{'role': 'user', 'content': '<|image_1|>\
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from phi3v.errors import DataError
 from phi3v.modeling.processing_phi3_v import to_phi3v_messages
 
 
@@ -45,7 +46,7 @@ class Conversation:
         """The conversation before its last assistant turn (what the model is asked) and that turn's text."""
         last = max((i for i, m in enumerate(self.messages) if m["role"] == "assistant"), default=None)
         if last is None:
-            raise ValueError(f"The conversation has no assistant turn to evaluate: {self.messages}")
+            raise DataError(f"The conversation has no assistant turn to evaluate: {self.messages}")
         return self.messages[:last], self.messages[last]["content"]
 
 
@@ -76,14 +77,14 @@ def as_conversation(row: Mapping) -> Conversation:
     if "prompt" in row and "completion" in row:
         prompt, completion = row["prompt"], row["completion"]
         if isinstance(prompt, str) or isinstance(completion, str):
-            raise ValueError(
+            raise DataError(
                 "Phi-3-V trains on conversational prompt/completion rows (lists of {role, content} messages); got a "
                 "plain-text prompt or completion. Wrap them: prompt=[{'role': 'user', 'content': ...}], "
                 "completion=[{'role': 'assistant', 'content': ...}]."
             )
         messages = to_phi3v_messages(list(prompt) + list(completion), len(images))
         return Conversation(images, messages, train_from=len(prompt))
-    raise ValueError(
+    raise DataError(
         "A row must hold `messages`, or `prompt` and `completion`, in TRL's conversational format; this one has "
         f"columns {sorted(row)}. For another layout set `dataset_format` (the_cauldron, llava, docvqa, catalogue)."
     )

@@ -22,6 +22,7 @@ from peft import PeftConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoProcessor
 
 from phi3v.checks import check_local_path, looks_like_local_path
+from phi3v.errors import MissingPathError, UsageError
 
 
 ADAPTER_CONFIG_NAME = "adapter_config.json"
@@ -53,7 +54,7 @@ def adapter_base_model(adapter_dir: str | Path, base_model: str | None = None) -
         return str(base_model)
     recorded = PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
     if not recorded:
-        raise ValueError(
+        raise UsageError(
             f"{adapter_dir}/{ADAPTER_CONFIG_NAME} has no base_model_name_or_path; pass the base model explicitly."
         )
     return recorded
@@ -98,9 +99,9 @@ def check_model_path(path: str | Path, base_model: str | None = None, what: str 
     check_local_path(path, what)
     if not Path(path).is_dir():
         if Path(path).exists():
-            raise ValueError(f"{what} {path} is a file; give the checkpoint's directory or a Hub id.")
+            raise UsageError(f"{what} {path} is a file; give the checkpoint's directory or a Hub id.")
         if base_model:
-            raise ValueError(f"--base_model is for a LoRA adapter directory, and {what.lower()} {path} is not one.")
+            raise UsageError(f"--base_model is for a LoRA adapter directory, and {what.lower()} {path} is not one.")
         return
     if is_adapter_dir(path):
         if base_model:
@@ -112,17 +113,17 @@ def check_model_path(path: str | Path, base_model: str | None = None, what: str 
             return
         if looks_like_local_path(base) and not (Path(base) / "config.json").is_file():
             state = "does not exist" if not Path(base).exists() else "holds no config.json"
-            raise FileNotFoundError(
+            raise MissingPathError(
                 f"{what} {path} is a LoRA adapter whose base model {base} (base_model_name_or_path in "
                 f"{Path(path) / ADAPTER_CONFIG_NAME}) {state}; pass --base_model with the base checkpoint's path."
             )
         return
     if base_model:
-        raise ValueError(
+        raise UsageError(
             f"--base_model is for a LoRA adapter directory; {path} is a full checkpoint (no {ADAPTER_CONFIG_NAME})."
         )
     if not (Path(path) / "config.json").is_file():
-        raise FileNotFoundError(
+        raise MissingPathError(
             f"{what} {path} is a directory with neither config.json nor {ADAPTER_CONFIG_NAME}: not a checkpoint."
         )
 
@@ -161,7 +162,7 @@ def load_for_inference(
         processor = AutoProcessor.from_pretrained(path if has_processor_files(path) else base)
     else:
         if base_model:
-            raise ValueError(f"{path} is not a LoRA adapter directory (no {ADAPTER_CONFIG_NAME}); drop base_model.")
+            raise UsageError(f"{path} is not a LoRA adapter directory (no {ADAPTER_CONFIG_NAME}); drop base_model.")
         model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
         processor = AutoProcessor.from_pretrained(path)
     model.to(device)
@@ -180,6 +181,6 @@ def parse_model_specs(specs: Sequence[str]) -> dict[str, str]:
     for spec in specs:
         name, _, path = spec.partition("=") if "=" in spec else (Path(spec).name, "", spec)
         if not name or not path or name in models:
-            raise ValueError(f"Bad or duplicate --model {spec!r}; expected distinct NAME=PATH entries.")
+            raise UsageError(f"Bad or duplicate --model {spec!r}; expected distinct NAME=PATH entries.")
         models[name] = path
     return models

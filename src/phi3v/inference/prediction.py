@@ -19,6 +19,7 @@ from typing import TextIO
 
 from PIL import Image
 
+from phi3v.errors import MissingPathError
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.tasks.catalogue import DEFAULT_QUESTION, AnswerTemplate, prompt_messages
 
@@ -44,9 +45,9 @@ def find_images(inputs: Sequence[str | Path]) -> list[Path]:
         elif item.is_file():
             paths.append(item)
         else:
-            raise FileNotFoundError(f"{item} does not exist.")
+            raise MissingPathError(f"{item} does not exist.")
     if not paths:
-        raise FileNotFoundError(f"No image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {list(map(str, inputs))}.")
+        raise MissingPathError(f"No image files ({', '.join(sorted(IMAGE_SUFFIXES))}) in {list(map(str, inputs))}.")
     return paths
 
 

@@ -12,11 +12,13 @@ from pathlib import Path
 from phi3v.data.formats import row_converter
 
 from .catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, to_conversation
+from .cookbook import TASKS
 
 
 TASK_CONFIG_NAME = "phi3v_task.json"
 CATALOGUE = "catalogue"
 CONVERSATION = "conversation"  # any conversational dataset: the last assistant turn, exact match and edit similarity
+TASK_NAMES = (CATALOGUE, CONVERSATION, *TASKS)  # what `task` / `--task` accept
 
 
 @dataclass(frozen=True)

@@ -6,10 +6,11 @@ from dataclasses import replace
 
 import datasets
 
+from phi3v.checks import check_choice
 from phi3v.data.image_columns import undecoded
-from phi3v.tasks import TASKS
+from phi3v.errors import DataError
 from phi3v.tasks.catalogue import AnswerTemplate
-from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig
+from phi3v.tasks.config import CATALOGUE, CONVERSATION, TASK_NAMES, TaskConfig
 
 from .configs import Phi3VScriptArguments
 
@@ -37,13 +38,12 @@ def training_task(
     )
     if dataset_format == "catalogue":
         if not isinstance(train_dataset.features.get("image"), datasets.Image):
-            raise ValueError(
+            raise DataError(
                 f"{script_args.dataset_name} is a catalogue whose `image` column holds "
                 f"{train_dataset.features.get('image')}, not images: prepare it first with "
                 "`python scripts/prepare_dataset.py --source ... --output_dir ...` (fetches and checks every image)."
             )
         template.check_round_trip(undecoded(train_dataset).remove_columns("image"))
     task = script_args.task or (CATALOGUE if dataset_format == "catalogue" else CONVERSATION)
-    if task not in (CATALOGUE, CONVERSATION, *TASKS):
-        raise ValueError(f"Unknown task {task!r}; choose from {[CATALOGUE, CONVERSATION, *TASKS]}.")
+    check_choice("task", task, TASK_NAMES)
     return replace(config, task=task, dataset_format=dataset_format), converter

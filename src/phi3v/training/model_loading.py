@@ -13,6 +13,7 @@ from torch import nn
 from transformers import AutoModelForCausalLM, AutoProcessor, PreTrainedModel, ProcessorMixin, TrainingArguments
 from trl import get_peft_config, get_quantization_config
 
+from phi3v.errors import UsageError
 from phi3v.inference.loading import adapter_base_model, is_adapter_dir
 
 from .configs import Phi3VModelConfig
@@ -47,7 +48,7 @@ def load_model(model_args: Phi3VModelConfig, training_args: TrainingArguments) -
         training_args ([`~transformers.TrainingArguments`]): `activation_checkpointing` turns the KV cache off.
     """
     if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
-        raise ValueError("`load_in_4bit`/`load_in_8bit` quantise frozen weights: set `use_peft: true` (QLoRA).")
+        raise UsageError("`load_in_4bit`/`load_in_8bit` quantise frozen weights: set `use_peft: true` (QLoRA).")
     model_kwargs = {
         "revision": model_args.model_revision,
         "dtype": model_args.dtype,
@@ -76,12 +77,12 @@ def freeze_parts(model: PreTrainedModel, model_args: Phi3VModelConfig) -> None:
     """
     switches = [model_args.freeze_vision_tower, model_args.freeze_projector, model_args.freeze_language_model]
     if model_args.use_peft and (any(switches) or model_args.freeze_token_embeddings):
-        raise ValueError(
+        raise UsageError(
             "The `freeze_*` switches apply to full fine-tuning. With `use_peft: true` the base model is frozen and "
             "`lora_target_modules` chooses what trains."
         )
     if all(switches):
-        raise ValueError(
+        raise UsageError(
             "`freeze_vision_tower`, `freeze_projector` and `freeze_language_model` leave nothing to train."
         )
     image_embedding = model.model.vision_embed_tokens
@@ -119,14 +120,14 @@ def lora_config(model_args: Phi3VModelConfig, model: PreTrainedModel) -> LoraCon
     unused = {id(parameter) for parameter in tower.unused_parameters(model.config.image_feature_layer)}
     unmatched = [t for t in targets if not any(name == t or name.endswith(f".{t}") for name in linears)]
     if not targets or unmatched:
-        raise ValueError(
+        raise UsageError(
             f"`lora_target_modules` {unmatched or targets} match no linear layer of {type(model).__name__}. "
             "Phi-3-V's names: language model `qkv_proj o_proj gate_up_proj down_proj`; vision tower `q_proj k_proj "
             "v_proj out_proj fc1 fc2`; projector `img_projection.0 img_projection.2`."
         )
     if "lm_head" in targets and (model_args.lora_dropout or model_args.use_dora):
         # TRL's fused LM head reads the merged weight of an adapted `lm_head` (`lora_head.py`): no dropout, no DoRA.
-        raise ValueError(
+        raise UsageError(
             "LoRA on `lm_head` trains through TRL's fused LM head with the merged weight: set `lora_dropout: 0.0` "
             "and `use_dora: false`, or leave `lm_head` out of `lora_target_modules`."
         )
@@ -156,7 +157,7 @@ def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArgument
     if not is_adapter_dir(path):
         return load_model(model_args, training_args)
     if model_args.load_in_4bit or model_args.load_in_8bit:
-        raise ValueError("Merge the SFT adapter first (scripts/merge_lora.py), then start QLoRA DPO from the merge.")
+        raise UsageError("Merge the SFT adapter first (scripts/merge_lora.py), then start QLoRA DPO from the merge.")
     base = adapter_base_model(path, model_args.base_model)
     logger.info(f"Merging the SFT adapter {path} into its base {base}")
     model = load_model(replace(model_args, model_name_or_path=base, use_peft=False), training_args)

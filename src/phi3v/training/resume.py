@@ -31,6 +31,7 @@ from pathlib import Path
 from transformers import TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 
+from phi3v.errors import MissingPathError, UsageError
 from phi3v.outputs import (
     MARKER_NAME,
     OutputPathError,
@@ -198,7 +199,7 @@ def _decide(output_dir: Path, training_args, config: dict, overwrite: bool, use_
         raise OutputPathError(f"output_dir {output_dir} is a file; choose a directory path.")
     explicit = training_args.resume_from_checkpoint
     if explicit is not None and overwrite:
-        raise ValueError("Pass either --resume_from_checkpoint or --overwrite_output_dir true, not both.")
+        raise UsageError("Pass either --resume_from_checkpoint or --overwrite_output_dir true, not both.")
     entries = user_entries(output_dir)
     kind = output_kind(output_dir)
     legacy = kind is None and any((entry / "trainer_state.json").is_file() for entry in entries if entry.is_dir())
@@ -218,7 +219,7 @@ def _decide(output_dir: Path, training_args, config: dict, overwrite: bool, use_
     if explicit is not None:
         problem = checkpoint_problem(explicit)
         if problem is not None:
-            raise FileNotFoundError(f"Cannot resume from --resume_from_checkpoint {explicit}: {problem}.")
+            raise MissingPathError(f"Cannot resume from --resume_from_checkpoint {explicit}: {problem}.")
         _check_same_method(Path(explicit), use_peft)
         notices = [f"Resuming training from {explicit} (--resume_from_checkpoint), with this command's arguments."]
         differences = _differences(output_dir, config)

@@ -36,6 +36,8 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 
+from phi3v.errors import DataError, UsageError
+
 
 DEFAULT_QUESTION = "What is shown in this image?"
 DEFAULT_ANSWER_TEMPLATE = "Product: {title}, Category: {category3_code}, Full Price: {full_price}"
@@ -102,12 +104,12 @@ class AnswerTemplate:
         if len(self.literals) == len(self.fields):
             self.literals.append("")
         if not self.fields:
-            raise ValueError(f"answer_template {template!r} has no {{column}} placeholder.")
+            raise UsageError(f"answer_template {template!r} has no {{column}} placeholder.")
         for field in self.fields:
             if field == "" or field.isdigit() or not field.isidentifier():
-                raise ValueError(f"answer_template {template!r}: name the column in each placeholder, e.g. {{title}}.")
+                raise UsageError(f"answer_template {template!r}: name the column in each placeholder, e.g. {{title}}.")
         if len(set(self.fields)) != len(self.fields):
-            raise ValueError(f"answer_template {template!r} uses a placeholder twice.")
+            raise UsageError(f"answer_template {template!r} uses a placeholder twice.")
         if any(not self.literals[i].strip(" \t") for i in range(1, len(self.fields))):
             raise ValueError(
                 f"answer_template {template!r} has two placeholders with nothing between them; their values could "
@@ -217,7 +219,7 @@ class AnswerTemplate:
                     else got is not None and got == str(expected).strip()
                 )
                 if not same:
-                    raise ValueError(
+                    raise DataError(
                         f"answer_template {self.template!r} cannot be read back: row {count - 1} renders as "
                         f"{self.render(row)!r}, and {field!r} parses as {got!r} instead of {expected!r}. Use "
                         "labels before each field (e.g. `Product: {title}, Category: {category3_code}`) or "

@@ -1,0 +1,76 @@
+"""A user's mistakes, told apart from the project's own bugs: one line on standard error and an exit status, instead
+of a traceback.
+
+A mistake in what the user gave (an argument, a path, a name, a choice) is a `UsageError` and exits with status 2, as
+`argparse` does; a problem in the data (a row, a split, an image reference) is a `DataError` and exits with status 1.
+Every entry script runs its `main` through `run_script`, which prints `error: <message>` for these and nothing else:
+any other exception is a bug and keeps its traceback. `PHI3V_DEBUG=1` shows the traceback of a user error too.
+
+The classes also derive from the built-in type the same mistake raised before (`ValueError`, `FileNotFoundError`,
+`FileExistsError`), so library callers that catch those keep working.
+"""
+
+import os
+import sys
+from collections.abc import Callable
+
+
+DEBUG_VARIABLE = "PHI3V_DEBUG"
+
+
+class UserError(Exception):
+    """A mistake of the user's, reported as one message; `exit_status` is what the script exits with."""
+
+    exit_status = 1
+
+
+class UsageError(UserError, ValueError):
+    """A bad argument value, choice or name (exit status 2)."""
+
+    exit_status = 2
+
+
+class DataError(UserError, ValueError):
+    """A dataset, split or row that cannot be used as it is (exit status 1)."""
+
+    exit_status = 1
+
+
+class MissingPathError(UserError, FileNotFoundError):
+    """A path given by the user that does not exist (exit status 2: it is an argument)."""
+
+    exit_status = 2
+
+
+class ExistingPathError(UserError, FileExistsError):
+    """An output path that holds something the run must not replace (exit status 2: it is an argument)."""
+
+    exit_status = 2
+
+
+class MissingDataFileError(UserError, FileNotFoundError):
+    """A file a dataset's row names that does not exist (exit status 1: it is the data's)."""
+
+    exit_status = 1
+
+
+def debugging() -> bool:
+    """Whether `PHI3V_DEBUG` asks for tracebacks (any value but empty, `0` or `false`)."""
+    return os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def run_script(entry: Callable[[], object]) -> None:
+    """Runs a script's `entry` (parsing included); a `UserError` prints `error: <message>` on standard error and exits
+    with its status, unless `PHI3V_DEBUG` is set. Other exceptions propagate with their traceback.
+
+    Args:
+        entry (`Callable[[], object]`): the script's work, e.g. `lambda: main(make_parser().parse_args())`.
+    """
+    try:
+        entry()
+    except UserError as error:
+        if debugging():
+            raise
+        sys.stdout.flush()
+        print(f"error: {error}", file=sys.stderr, flush=True)
+        sys.exit(error.exit_status)
