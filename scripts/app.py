@@ -21,20 +21,26 @@ import tempfile
 from phi3v.app.answers import CATALOGUE, FREE, TASKS, load_examples, load_models
 from phi3v.app.page import THEME, build_page
 from phi3v.app.photos import MAX_PIXELS
-from phi3v.inference.loading import parse_model_specs
+from phi3v.checks import DTYPES, non_negative_int, port, positive_int, torch_device
+from phi3v.errors import run_script
+from phi3v.inference.loading import check_model_path, parse_model_specs
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import TaskConfig, load_task_config
 
 
 def main(args: argparse.Namespace) -> None:
     model_paths = parse_model_specs(args.model)
+    for path in model_paths.values():
+        check_model_path(path, args.base_model)
     config = load_task_config(next(iter(model_paths.values()))) or TaskConfig(task=CATALOGUE)
     task = args.task or (CATALOGUE if config.task == CATALOGUE else FREE)
     template = AnswerTemplate(config.answer_template)
     with tempfile.TemporaryDirectory(prefix="phi3v-app-examples-") as examples_dir:
         examples = []
         if args.dataset:
-            examples = load_examples(args.dataset, examples_dir, args.split, args.num_examples, template)
+            examples = load_examples(
+                args.dataset, examples_dir, args.split, args.num_examples, template, args.allow_local_paths
+            )
         models = load_models(model_paths, args.base_model, dtype=args.dtype, device=args.device)
         page = build_page(
             models,
@@ -70,10 +76,8 @@ def make_parser() -> argparse.ArgumentParser:
         "adapter directory. List several to compare them side by side.",
     )
     parser.add_argument("--base_model", default=None, help="Base checkpoint of adapters, overriding their config.")
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="Weight dtype."
-    )
-    parser.add_argument("--device", default="cpu", help="Device to run on, e.g. `cpu` or `cuda`.")
+    parser.add_argument("--dtype", default="auto", choices=DTYPES, help="Weight dtype.")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="Device to run on, e.g. `cpu` or `cuda`.")
     # Task
     parser.add_argument(
         "--task",
@@ -84,20 +88,31 @@ def make_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--question", default=None, help="The question; default: the one the model was trained on.")
     # Examples
-    parser.add_argument("--dataset", default=None, help="Prepared dataset whose photos are offered as examples.")
+    parser.add_argument("--dataset", default=None, help="Dataset whose photos are offered as examples.")
+    parser.add_argument(
+        "--allow_local_paths",
+        action="store_true",
+        help="Let a local dataset's rows name image files outside its folder (a Hub dataset's never read local files).",
+    )
     parser.add_argument("--split", default="test", help="Split of --dataset the examples come from.")
-    parser.add_argument("--num_examples", type=int, default=8, help="How many example photos to offer.")
+    parser.add_argument("--num_examples", type=non_negative_int, default=8, help="How many example photos to offer.")
     # Generation
-    parser.add_argument("--batch_size", type=int, default=8, help="Photos per generate call.")
-    parser.add_argument("--max_new_tokens", type=int, default=64, help="Generation budget; an answer is ~25 tokens.")
-    parser.add_argument("--num_crops", type=int, default=None, help="Override the processor's number of HD crops.")
+    parser.add_argument("--batch_size", type=positive_int, default=8, help="Photos per generate call.")
+    parser.add_argument(
+        "--max_new_tokens", type=positive_int, default=64, help="Generation budget; an answer is ~25 tokens."
+    )
+    parser.add_argument(
+        "--num_crops", type=positive_int, default=None, help="Override the processor's number of HD crops."
+    )
     # Server
     parser.add_argument("--host", default="127.0.0.1", help="Address to bind; 0.0.0.0 opens the page to the network.")
-    parser.add_argument("--port", type=int, default=7860, help="Port to serve on.")
-    parser.add_argument("--max_megapixels", type=int, default=MAX_PIXELS // 1_000_000, help="Largest photo accepted.")
-    parser.add_argument("--max_file_mb", type=int, default=50, help="Largest upload accepted, in megabytes.")
+    parser.add_argument("--port", type=port, default=7860, help="Port to serve on.")
+    parser.add_argument(
+        "--max_megapixels", type=positive_int, default=MAX_PIXELS // 1_000_000, help="Largest photo accepted."
+    )
+    parser.add_argument("--max_file_mb", type=positive_int, default=50, help="Largest upload accepted, in megabytes.")
     return parser
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    run_script(lambda: main(make_parser().parse_args()))

@@ -42,15 +42,18 @@ import torch
 from accelerate import Accelerator
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.checks import check_local_path, positive_int
+from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, check_local_path, positive_int, torch_device
 from phi3v.data.formats import FORMATS
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
+from phi3v.data.local_files import LocalFiles
+from phi3v.errors import UsageError, run_script
 from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.report import format_report_table
 from phi3v.evaluation.results import (
     EVALUATION_KIND,
     blank_control_name,
+    check_model_names,
     write_catalogue_results,
     write_conversation_results,
 )
@@ -61,7 +64,7 @@ from phi3v.outputs import check_output_dir
 from phi3v.tasks import TASKS
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.catalogue.metrics import baseline_metrics
-from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_config
+from phi3v.tasks.config import CATALOGUE, CONVERSATION, TASK_NAMES, TaskConfig, load_task_config
 
 
 def task_config(args: argparse.Namespace, model_paths: list[str]) -> TaskConfig:
@@ -71,7 +74,7 @@ def task_config(args: argparse.Namespace, model_paths: list[str]) -> TaskConfig:
         replace(config, dataset_format=args.dataset_format) for config in map(load_task_config, model_paths) if config
     }
     if len(saved) > 1:
-        raise ValueError(
+        raise UsageError(
             f"The models were trained for different tasks: {sorted(map(str, saved))}; evaluate them apart."
         )
     config = saved.pop() if saved else TaskConfig(dataset_format=args.dataset_format)
@@ -84,6 +87,7 @@ def main(args: argparse.Namespace) -> None:
     # Setup: cheap checks first
     ################
     models = parse_model_specs(args.model)
+    check_model_names(list(models), args.blank_control)
     output_dir = Path(args.output_dir)
     check_output_dir(output_dir, args.overwrite, inputs=[args.dataset, *models.values()], kind=EVALUATION_KIND)
     check_local_path(args.dataset, "Dataset")
@@ -91,14 +95,22 @@ def main(args: argparse.Namespace) -> None:
         check_model_path(path, args.base_model)
     accelerator = Accelerator(cpu=args.device == "cpu")
     if args.device is not None and accelerator.num_processes > 1:
-        raise ValueError("--device is for single-process runs; accelerate assigns one device per process.")
+        raise UsageError("--device is for single-process runs; accelerate assigns one device per process.")
     device = args.device or accelerator.device
     config = task_config(args, list(models.values()))
 
     ################
     # Dataset: the rows asked (images stay undecoded until their batch), and what the answers are scored against
     ################
-    split = load_splits(args.dataset, [args.split], args.dataset_config)[args.split]
+    files = LocalFiles.of(args.dataset, args.image_folder, args.allow_local_paths)
+    load = functools.partial(
+        load_splits,
+        args.dataset,
+        dataset_config=args.dataset_config,
+        image_folder=args.image_folder,
+        allow_local_paths=args.allow_local_paths,
+    )
+    split = load([args.split])[args.split]
     if args.limit is not None:
         split = split.select(range(min(args.limit, len(split))))
     template = AnswerTemplate(config.answer_template)
@@ -108,7 +120,7 @@ def main(args: argparse.Namespace) -> None:
     if is_catalogue:
         items = catalogue_items(rows, config.question, template)
         text_rows = [{k: v for k, v in row.items() if k != "image"} for row in rows]
-        train_split = load_splits(args.dataset, [args.train_split], args.dataset_config)[args.train_split]
+        train_split = load([args.train_split])[args.train_split]
         baselines = baseline_metrics(train_split.remove_columns("image").to_list(), text_rows, template.fields)
     elif config.task in TASKS:  # a published task: its own prompt, all its references, its metric
         items = [{"id": str(row.get("id", i)), **TASKS[config.task].to_eval_item(row)} for i, row in enumerate(rows)]
@@ -163,13 +175,15 @@ def main(args: argparse.Namespace) -> None:
         task_metric = (task.metric.__name__, task.metric) if task is not None else None
         metrics = write_conversation_results(output_dir, items, answers, task_metric, notes="\n\n".join(notes))
     predictions = read_predictions_jsonl(output_dir / "predictions.jsonl")
-    write_html_report(output_dir, metrics, predictions, images, notes="\n\n".join(notes))
+    # The report shows only images the dataset carried: never a file read from outside it (`allow_local_paths`).
+    shown = [[image for image in item_images if files.carried(image)] for item_images in images]
+    write_html_report(output_dir, metrics, predictions, shown, notes="\n\n".join(notes))
     print(format_report_table(metrics))
     print(f"Wrote report.md, report.html, metrics.json and predictions.jsonl to {output_dir}")
     if args.report_to == "wandb":
         from phi3v.evaluation.wandb_logging import log_evaluation  # imports wandb only when asked to
 
-        log_evaluation(output_dir, metrics, images, config=vars(args))
+        log_evaluation(output_dir, metrics, shown, config=vars(args))
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -192,6 +206,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--task",
         default=None,
+        choices=TASK_NAMES,
         help="`catalogue`, `conversation`, `docvqa`, `hateful_memes` or `nlvr2`; default: as the models were trained.",
     )
     parser.add_argument(
@@ -200,6 +215,11 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--answer_template", default=None, help="Catalogue answer template; default: as trained.")
     parser.add_argument(
         "--image_folder", default=None, help="Folder of relative LLaVA image paths (default: the file's)."
+    )
+    parser.add_argument(
+        "--allow_local_paths",
+        action="store_true",
+        help="Let a local dataset's rows name image files outside its folder (a Hub dataset's never read local files).",
     )
     parser.add_argument(
         "--limit", type=positive_int, default=None, help="Evaluate only the first N rows of the split."
@@ -219,17 +239,16 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--dtype",
         default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
+        choices=DTYPES,
         help="Weight dtype; `auto` keeps the checkpoint's.",
     )
     parser.add_argument(
         "--device",
+        type=torch_device,
         default=None,
         help="Device of a single-process run (e.g. `cpu`, `cuda:1`); by default accelerate's.",
     )
-    parser.add_argument(
-        "--attn_implementation", default=None, help="`sdpa` (default), `eager` or `flash_attention_2`."
-    )
+    parser.add_argument("--attn_implementation", default=None, choices=ATTN_IMPLEMENTATIONS, help="Default: sdpa.")
     # Generation
     parser.add_argument("--batch_size", type=positive_int, default=8, help="Prompts per generate call (per process).")
     parser.add_argument(
@@ -254,4 +273,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    run_script(lambda: main(make_parser().parse_args()))

@@ -25,9 +25,10 @@ import datasets
 import torch
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.checks import check_local_path, positive_int
+from phi3v.checks import check_local_path, positive_int, torch_device
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
+from phi3v.errors import UsageError, run_script
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.outputs import prepare_output_dir
@@ -52,9 +53,19 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=positive_int, default=8, help="Generation batch size (on-policy only).")
     parser.add_argument("--max_new_tokens", type=positive_int, default=64, help="Generation budget (on-policy only).")
     parser.add_argument("--num_crops", type=positive_int, help="Override the processor's num_crops for generation.")
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu", help="Generation device.")
+    parser.add_argument(
+        "--device",
+        type=torch_device,
+        default="cuda" if torch.cuda.is_available() else "cpu",
+        help="Generation device.",
+    )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the hard-negative draws.")
     parser.add_argument("--overwrite", action="store_true", help="Replace earlier preference pairs in --output.")
+    parser.add_argument(
+        "--allow_local_paths",
+        action="store_true",
+        help="Let a local dataset's rows name image files outside its folder (a Hub dataset's never read local files).",
+    )
     return parser.parse_args(argv)
 
 
@@ -66,7 +77,10 @@ def main(args: argparse.Namespace) -> dict:
     output = prepare_output_dir(
         args.output, args.overwrite, inputs, kind="preferences", written_by="scripts/make_preferences.py"
     )
-    catalogue = load_splits(args.dataset, args.splits)
+    low, high = args.price_offset
+    if not 0 < low <= high:
+        raise UsageError(f"--price_offset must be two relative errors with 0 < LOW <= HIGH, got {low} {high}.")
+    catalogue = load_splits(args.dataset, args.splits, allow_local_paths=args.allow_local_paths)
     saved = load_task_config(args.model) if args.model else None
     question = args.question or (saved or TaskConfig()).question
     template = AnswerTemplate(args.answer_template or (saved or TaskConfig()).answer_template)
@@ -132,4 +146,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    main(parse_args())
+    run_script(lambda: main(parse_args()))

@@ -15,6 +15,7 @@ import shlex
 import sys
 
 from phi3v.data.reproduction_fixtures import DEFAULT_ROWS, make_reproduction_fixtures
+from phi3v.errors import run_script
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -44,4 +45,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = make_parser()
-    main(parser.parse_args())
+    run_script(lambda: main(parser.parse_args()))

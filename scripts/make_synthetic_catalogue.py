@@ -23,6 +23,7 @@ from phi3v.checks import positive_int
 from phi3v.data.layouts import LAYOUTS, export_catalogue
 from phi3v.data.storage import check_output_dir
 from phi3v.data.synthetic import make_synthetic_catalogue
+from phi3v.errors import run_script
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -81,4 +82,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = make_parser()
-    main(parser.parse_args())
+    run_script(lambda: main(parser.parse_args()))

@@ -10,6 +10,7 @@ Usage:
 import argparse
 
 from phi3v.checks import positive_int
+from phi3v.errors import run_script
 from phi3v.modeling.tiny import make_tiny_checkpoint
 from phi3v.outputs import prepare_output_dir
 
@@ -28,4 +29,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -13,6 +13,7 @@ The script checks the layout against the base's and fails if they differ.
 
 import argparse
 
+from phi3v.errors import UsageError, run_script
 from phi3v.inference.loading import adapter_base_model, check_model_path, is_adapter_dir, root_checkpoint
 from phi3v.inference.merge import layout_differences, local_checkpoint_dir, merge_lora
 from phi3v.outputs import prepare_output_dir
@@ -21,7 +22,7 @@ from phi3v.outputs import prepare_output_dir
 def main(args: argparse.Namespace) -> None:
     check_model_path(args.adapter, args.base_model, what="Adapter")
     if not is_adapter_dir(args.adapter):
-        raise ValueError(
+        raise UsageError(
             f"{args.adapter} is a full checkpoint, not a LoRA adapter (no adapter_config.json): there is nothing to "
             "merge, it loads as it is."
         )
@@ -58,4 +59,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    run_script(lambda: main(make_parser().parse_args()))

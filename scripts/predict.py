@@ -21,7 +21,8 @@ import sys
 from pathlib import Path
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.checks import positive_int
+from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, positive_int, torch_device
+from phi3v.errors import DataError, UsageError, run_script
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.inference.prediction import find_images, find_unreadable_images, format_table, predict_images, write_records
 from phi3v.outputs import check_output_file
@@ -31,7 +32,7 @@ from phi3v.tasks.config import CATALOGUE, TaskConfig, load_task_config
 
 def main(args: argparse.Namespace) -> None:
     if args.format == "table" and args.output is not None:
-        raise ValueError("--output needs --format jsonl or csv; the table is printed.")
+        raise UsageError("--output needs --format jsonl or csv; the table is printed.")
     paths = find_images(args.images)
     if args.output is not None:
         check_output_file(args.output, args.overwrite, inputs=paths)
@@ -40,7 +41,7 @@ def main(args: argparse.Namespace) -> None:
     for path, reason in unreadable.items():
         print(f"Skipping unreadable image {path}: {reason}", file=sys.stderr)
     if len(unreadable) == len(paths):
-        sys.exit(f"None of the {len(paths)} image file(s) could be read; nothing to predict.")
+        raise DataError(f"None of the {len(paths)} image file(s) could be read; nothing to predict.")
     config = load_task_config(args.model) or TaskConfig(task=CATALOGUE)
     template = AnswerTemplate(config.answer_template) if config.task == CATALOGUE else None
     model, processor = load_for_inference(
@@ -78,13 +79,9 @@ def make_parser() -> argparse.ArgumentParser:
         help="A base or merged checkpoint (directory or Hub id), or a LoRA adapter directory.",
     )
     parser.add_argument("--base_model", default=None, help="Base checkpoint of an adapter, overriding its config.")
-    parser.add_argument(
-        "--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"], help="Weight dtype."
-    )
-    parser.add_argument("--device", default="cpu", help="Device to run on, e.g. `cpu` or `cuda`.")
-    parser.add_argument(
-        "--attn_implementation", default=None, help="`sdpa` (default), `eager` or `flash_attention_2`."
-    )
+    parser.add_argument("--dtype", default="auto", choices=DTYPES, help="Weight dtype.")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="Device to run on, e.g. `cpu` or `cuda`.")
+    parser.add_argument("--attn_implementation", default=None, choices=ATTN_IMPLEMENTATIONS, help="Default: sdpa.")
     # Generation
     parser.add_argument("--question", default=None, help="The question; default: the one the model was trained on.")
     parser.add_argument("--batch_size", type=positive_int, default=8, help="Images per generate call.")
@@ -104,4 +101,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main(make_parser().parse_args())
+    run_script(lambda: main(make_parser().parse_args()))

@@ -22,6 +22,7 @@ from phi3v.data.fetch import FetchSettings
 from phi3v.data.prepare import DEFAULT_CACHE_DIR, STRATIFY_FIELDS, prepare_catalogue
 from phi3v.data.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, DEFAULT_HUB_DATASET
 from phi3v.data.storage import check_output_dir
+from phi3v.errors import DataError, run_script
 
 
 def column_pair(text: str) -> tuple[str, str]:
@@ -163,7 +164,7 @@ def main(args: argparse.Namespace) -> None:
     for warning in manifest["warnings"]:
         print(f"WARNING: {args.output_dir}: {warning}", file=sys.stderr)
     if kept == 0:
-        sys.exit(
+        raise DataError(
             f"No row of {args.source} was usable; dropped {manifest['rows_dropped']}. "
             f"Each row's reason is in {args.output_dir}/dropped.jsonl."
         )
@@ -171,4 +172,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = make_parser()
-    main(parser.parse_args())
+    run_script(lambda: main(parser.parse_args()))

@@ -36,7 +36,9 @@ from pathlib import Path
 import datasets
 from trl import SFTConfig, TrlParser
 
+from phi3v.checks import positive_int
 from phi3v.data.loading import load_splits
+from phi3v.errors import ExistingPathError, UsageError, UserError, run_script
 from phi3v.tasks import PUBLISHED, TASKS
 from phi3v.tasks.reproduction import (
     Reproduction,
@@ -53,8 +55,14 @@ EVAL_SPLIT_NAME = "test"
 
 
 def run(command: list[str]) -> None:
+    """Runs one step; a step that fails has printed its own message, so this one only names the step."""
     print(f"+ {shlex.join(command)}", flush=True)
-    subprocess.run(command, check=True)
+    returncode = subprocess.run(command, check=False).returncode
+    if returncode != 0:
+        step = next((Path(part).name for part in command if part.endswith(".py")), command[0])
+        error = UserError(f"The {step} step failed (exit status {returncode}); its message is above.")
+        error.exit_status = returncode if returncode > 0 else 1
+        raise error
 
 
 def evaluate(args, model: str, output_dir: Path, dtype: str, model_args, use_cpu: bool, wandb: bool) -> list[str]:
@@ -83,14 +91,14 @@ def main(args: argparse.Namespace, sft_args: list[str]) -> None:
     rows = {row.recipe: row for row in PUBLISHED}
     recipe = Path(args.recipe)
     if recipe.name not in rows:
-        raise ValueError(f"{recipe} is not the recipe of a published row; those are {sorted(rows)}.")
+        raise UsageError(f"{recipe} is not the recipe of a published row; those are {sorted(rows)}.")
     published, task = rows[recipe.name], TASKS[rows[recipe.name].task]
     parser = TrlParser((Phi3VScriptArguments, SFTConfig, Phi3VModelConfig))
-    _, training_args, model_args = parse_recipe(parser, [str(recipe), *sft_args])
+    script_args, training_args, model_args = parse_recipe(parser, [str(recipe), *sft_args])
     report_dir = Path(args.report_dir or f"{training_args.output_dir}-reproduction")
     args.report_dir = str(report_dir)
     if report_dir.is_dir() and any(report_dir.iterdir()) and not args.overwrite:
-        raise FileExistsError(f"{report_dir} is not empty; pass --overwrite to write into it.")
+        raise ExistingPathError(f"{report_dir} is not empty; pass --overwrite to write into it.")
     wandb = "wandb" in training_args.report_to
     dtype = model_args.dtype if model_args.dtype in ("float32", "bfloat16", "float16") else "auto"
 
@@ -101,7 +109,9 @@ def main(args: argparse.Namespace, sft_args: list[str]) -> None:
     eval_dataset = args.eval_dataset or source.name
     eval_config = args.eval_dataset_config or (source.config if args.eval_dataset is None else None)
     eval_split = args.eval_split or source.split
-    rows_asked = load_splits(eval_dataset, [eval_split], eval_config)[eval_split]
+    rows_asked = load_splits(eval_dataset, [eval_split], eval_config, allow_local_paths=script_args.allow_local_paths)[
+        eval_split
+    ]
     if args.eval_limit is not None:
         rows_asked = rows_asked.select(range(min(args.eval_limit, len(rows_asked))))
     eval_set = eval_conversations(task, rows_asked)
@@ -170,8 +180,10 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--eval_dataset", default=None, help="Evaluation data (default: the published set).")
     parser.add_argument("--eval_dataset_config", default=None, help="Its Hub configuration (default: the published).")
     parser.add_argument("--eval_split", default=None, help="Its split, e.g. `train[:500]` (default: the published).")
-    parser.add_argument("--eval_limit", type=int, default=None, help="Evaluate only the first N items.")
-    parser.add_argument("--eval_batch_size", type=int, default=8, help="Prompts per generate call, per process.")
+    parser.add_argument("--eval_limit", type=positive_int, default=None, help="Evaluate only the first N items.")
+    parser.add_argument(
+        "--eval_batch_size", type=positive_int, default=8, help="Prompts per generate call, per process."
+    )
     parser.add_argument(
         "--launcher",
         default=shlex.quote(sys.executable),
@@ -187,4 +199,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    main(*make_parser().parse_known_args())
+    run_script(lambda: main(*make_parser().parse_known_args()))

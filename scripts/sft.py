@@ -33,6 +33,7 @@ import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
+from phi3v.errors import run_script
 from phi3v.inference.items import catalogue_items, conversation_items
 from phi3v.inference.loading import check_model_path
 from phi3v.tasks.catalogue import AnswerTemplate
@@ -73,7 +74,13 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     ################
     use_eval = training_args.eval_strategy != "no"
     split_names = [script_args.dataset_train_split] + ([script_args.dataset_test_split] if use_eval else [])
-    splits = load_splits(script_args.dataset_name, split_names, script_args.dataset_config)
+    splits = load_splits(
+        script_args.dataset_name,
+        split_names,
+        script_args.dataset_config,
+        script_args.image_folder,
+        script_args.allow_local_paths,
+    )
     task_config, to_conversation = training_task(script_args, splits[script_args.dataset_train_split])
 
     ################
@@ -155,4 +162,4 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
 
 if __name__ == "__main__":
     parser = TrlParser((Phi3VScriptArguments, SFTConfig, Phi3VModelConfig))
-    main(*parse_recipe(parser))
+    run_script(lambda: main(*parse_recipe(parser)))

@@ -109,7 +109,7 @@ def check_choice(name: str, value, choices: Sequence, allow_none: bool = False) 
     raise UsageError(f"{name} {value!r} is not one of {list(choices)}.")
 
 
-def device(text: str) -> str:
+def torch_device(text: str) -> str:
     """argparse type: a torch device string (`cpu`, `cuda`, `cuda:1`, `mps`, ...), checked without using it."""
     import torch  # only when a device flag is parsed
 
@@ -118,3 +118,11 @@ def device(text: str) -> str:
     except RuntimeError:
         raise argparse.ArgumentTypeError(f"not a device: {text!r}; e.g. cpu, cuda, cuda:1 or mps") from None
     return text
+
+
+def port(text: str) -> int:
+    """argparse type: a TCP port, 1 to 65535 (0 would pick a random one the user cannot know)."""
+    value = positive_int(text)
+    if value > 65535:
+        raise argparse.ArgumentTypeError(f"a port is at most 65535, got {value}")
+    return value

@@ -21,8 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import datasets
-
+from phi3v.data.image_columns import load_image
+from phi3v.data.loading import load_splits
+from phi3v.data.trl_format import row_images
 from phi3v.errors import DataError, UsageError
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import load_for_inference
@@ -156,30 +157,35 @@ def load_examples(
     split: str = "test",
     limit: int = 8,
     template: AnswerTemplate = DEFAULT_TEMPLATE,
+    allow_local_paths: bool = False,
 ) -> list:
-    """Save the first `limit` photos of a prepared dataset's split as JPEG files, with their true answers.
+    """Save the first `limit` photos of a dataset's split as JPEG files, with their true answers.
 
     Args:
-        dataset_path (`str` or `Path`): a prepared dataset (`datasets.load_from_disk`) with an `image` column.
+        dataset_path (`str` or `Path`): a dataset `load_splits` reads, its rows with `image` or `images`; its image
+            references are checked first (`phi3v.data.local_files`).
         output_dir (`str` or `Path`): where to write the photos (the page serves them from there).
         split (`str`, *optional*, defaults to `"test"`): the split to take them from.
         limit (`int`, *optional*, defaults to 8): how many.
         template ([`AnswerTemplate`], *optional*): renders a catalogue row's true answer.
+        allow_local_paths (`bool`, *optional*, defaults to `False`): let a local dataset's rows name image files
+            outside its folder.
 
     Returns:
         `list[Example]`: the saved photos and their true answers, in the split's order.
     """
-    dataset = datasets.load_from_disk(str(dataset_path))
-    if split not in dataset:
-        raise UsageError(f"{dataset_path} has no {split!r} split; it has {sorted(dataset)}.")
-    rows = dataset[split].select(range(min(limit, len(dataset[split]))))
+    rows = load_splits(str(dataset_path), [split], allow_local_paths=allow_local_paths)[split]
+    rows = rows.select(range(min(limit, len(rows))))
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     examples = []
     for index, row in enumerate(rows):
         name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(row.get("product_code", index))).strip("_") or str(index)
         path = output_dir / f"{index:03d}-{name}.jpg"
-        row["image"].convert("RGB").save(path, quality=90)
+        images = row_images(row)
+        if not images:
+            raise DataError(f"Row {index} of split {split!r} of {dataset_path} has no image to offer as an example.")
+        load_image(images[0]).convert("RGB").save(path, quality=90)
         examples.append(Example(path, true_answer(row, template)))
     return examples
 

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import datasets
 
+from phi3v.errors import ExistingPathError, UsageError
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, to_conversation
 
 from .image_columns import load_image, undecoded
@@ -42,10 +43,10 @@ def export_catalogue(
         answer_template (`str`, *optional*): the answer; defaults to the catalogue's default template.
     """
     if layout not in LAYOUTS:
-        raise ValueError(f"Unknown layout {layout!r}; choose from {LAYOUTS}.")
+        raise UsageError(f"Unknown layout {layout!r}; choose from {LAYOUTS}.")
     output_dir = Path(output_dir)
     if output_dir.exists():
-        raise FileExistsError(f"{output_dir} exists; choose a new directory.")
+        raise ExistingPathError(f"{output_dir} exists; choose a new directory.")
     template = AnswerTemplate(answer_template)
     catalogue = datasets.load_from_disk(str(catalogue_dir))
     if layout == "conversational":

@@ -10,6 +10,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from phi3v.errors import UsageError
+
 from .cache import ImageCache
 from .cleaning import clean_rows, deduplicate_by_product_code
 from .fetch import FetchSettings, ImageFetcher
@@ -85,7 +87,7 @@ def prepare_catalogue(
         `dict`: the manifest, as written to `output_dir/manifest.json`.
     """
     if stratify_by not in STRATIFY_FIELDS:
-        raise ValueError(f"stratify_by must be one of {STRATIFY_FIELDS}, got {stratify_by!r}.")
+        raise UsageError(f"stratify_by must be one of {STRATIFY_FIELDS}, got {stratify_by!r}.")
     # Fail on bad arguments before spending time on downloads.
     check_split_fractions(validation_fraction, test_fraction)
     check_output_dir(output_dir, overwrite, inputs=[source])

@@ -15,6 +15,8 @@ from pathlib import Path
 import datasets
 import pyarrow.parquet
 
+from phi3v.errors import DataError, MissingPathError, UsageError
+
 
 DEFAULT_HUB_DATASET = "DBQ/Burberry.Product.prices.United.States"
 
@@ -60,7 +62,7 @@ def resolve_column_mapping(column_mapping: Mapping[str, str] | None) -> dict[str
     column_mapping = dict(column_mapping or {})
     unknown = sorted(set(column_mapping) - set(CATALOGUE_FIELDS))
     if unknown:
-        raise ValueError(f"column_mapping has unknown field(s) {unknown}; the fields are {list(CATALOGUE_FIELDS)}.")
+        raise UsageError(f"column_mapping has unknown field(s) {unknown}; the fields are {list(CATALOGUE_FIELDS)}.")
     return DEFAULT_COLUMN_MAPPING | column_mapping
 
 
@@ -92,11 +94,11 @@ def load_source(
         base_dir = None
 
     if not records:
-        raise ValueError(f"Source {source} has no rows.")
+        raise DataError(f"Source {source} has no rows.")
     available = set().union(*records)  # JSON Lines records may each carry a different subset of keys
     missing = [column for column in mapping.values() if column not in available]
     if missing:
-        raise ValueError(
+        raise DataError(
             f"Source {source} has no column(s) {missing}. Its columns are {sorted(available)}; map our fields to "
             f"them with column_mapping (current mapping: {mapping})."
         )
@@ -106,7 +108,7 @@ def load_source(
 
 def _read_local_file(path: Path) -> tuple[list[dict], dict]:
     if not path.is_file():
-        raise FileNotFoundError(f"Catalogue file {path} does not exist.")
+        raise MissingPathError(f"Catalogue file {path} does not exist.")
     suffix = path.suffix.lower()
     if suffix == ".parquet":
         records = pyarrow.parquet.read_table(path).to_pylist()
@@ -118,7 +120,7 @@ def _read_local_file(path: Path) -> tuple[list[dict], dict]:
     elif suffix in (".jsonl", ".json"):
         records = _read_json_lines(path)
     else:
-        raise ValueError(f"Cannot read {path}: use a {', '.join(LOCAL_FILE_SUFFIXES)} file or a Hub dataset id.")
+        raise UsageError(f"Cannot read {path}: use a {', '.join(LOCAL_FILE_SUFFIXES)} file or a Hub dataset id.")
     fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
     return records, {"kind": "local_file", "path": str(path.resolve()), "fingerprint": f"sha256:{fingerprint}"}
 
@@ -132,13 +134,13 @@ def _read_json_lines(path: Path) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise ValueError(
+                raise DataError(
                     f"{path} line {line_number} is not valid JSON ({error}); expected JSON Lines."
                 ) from None
             if isinstance(record, dict):
                 records.append(record)
             else:
-                raise TypeError(f"{path} line {line_number} is a {type(record).__name__}, expected a JSON object.")
+                raise DataError(f"{path} line {line_number} is a {type(record).__name__}, expected a JSON object.")
     return records
 
 

@@ -4,6 +4,8 @@ import math
 import random
 from collections.abc import Sequence
 
+from phi3v.errors import UsageError
+
 
 SPLIT_NAMES = ("train", "validation", "test")
 POOLED_STRATUM = "<pooled small categories>"
@@ -81,9 +83,9 @@ def check_split_fractions(validation_fraction: float, test_fraction: float) -> N
     """Raises a `ValueError` unless both fractions are in [0, 1) and leave rows for training."""
     for name, fraction in (("validation_fraction", validation_fraction), ("test_fraction", test_fraction)):
         if not 0 <= fraction < 1:
-            raise ValueError(f"{name} must be in [0, 1), got {fraction}.")
+            raise UsageError(f"{name} must be in [0, 1), got {fraction}.")
     if validation_fraction + test_fraction >= 1:
-        raise ValueError(
+        raise UsageError(
             f"validation_fraction + test_fraction must leave rows for training, got "
             f"{validation_fraction} + {test_fraction}."
         )

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from phi3v.errors import UsageError
 from phi3v.evaluation.metrics import answer_scores
 from phi3v.evaluation.report import plot_price_scatter, write_metrics_json, write_predictions_jsonl, write_report
 from phi3v.outputs import mark_output_dir
 from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
-from phi3v.tasks.catalogue.metrics import answer_errors, score_catalogue
+from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN, answer_errors, score_catalogue
 
 
 EVALUATION_KIND = "evaluation"
@@ -45,6 +46,30 @@ given the category, so its category accuracy is 100% by construction).
 def blank_control_name(model_name: str) -> str:
     """The report column of a model's blank-image control, e.g. `"sft (grey image)"`."""
     return f"{model_name} (grey image)"
+
+
+def check_model_names(names: Sequence[str], blank_control: bool) -> None:
+    """Refuses model names that would share a report column: a baseline's (`global median`, `true-category median`),
+    another model's blank-image control (`sft (grey image)`), or each other's. A collision would silently replace one
+    column's answers and scores with another's.
+
+    Raises:
+        `UsageError`: naming the colliding names and the reserved ones.
+    """
+    reserved = {GLOBAL_MEDIAN: "a baseline", CATEGORY_MEDIAN: "a baseline"}
+    if blank_control:
+        reserved |= {blank_control_name(name): f"the blank-image control of {name!r}" for name in names}
+    seen = set()
+    for name in names:
+        key = name.strip().casefold()
+        clash = next((what for other, what in reserved.items() if other.casefold() == key), None)
+        if clash is not None or key in seen or not key:
+            what = clash or ("empty" if not key else "given twice")
+            raise UsageError(
+                f"--model name {name!r} is {what}: each column of the report needs its own name; pick another with "
+                f"NAME=PATH (the names {sorted(reserved)} are taken)."
+            )
+        seen.add(key)
 
 
 def write_conversation_results(

@@ -11,12 +11,15 @@ setting silently ignored.
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import datasets
 import torch
 import transformers
 from transformers import TrainingArguments
 from trl import TrlParser
+
+from phi3v.errors import MissingPathError, UsageError
 
 
 def parse_recipe(parser: TrlParser, args: Sequence[str] | None = None) -> tuple:
@@ -28,12 +31,20 @@ def parse_recipe(parser: TrlParser, args: Sequence[str] | None = None) -> tuple:
         args (`Sequence[str]`, *optional*): the command line without the program name.
 
     Raises:
-        `ValueError`: naming the recipe keys or flags that match no field (TRL's own messages, which list them).
+        `UsageError`: naming the recipe keys or flags that match no field (TRL's own messages, which list them), or a
+            value the argument classes refuse. `MissingPathError`: for a recipe that does not exist.
     """
     args = list(sys.argv[1:] if args is None else args)
     if args and args[0].endswith((".yaml", ".yml")):
         args = ["--config", *args]
-    return tuple(parser.parse_args_and_config(args))
+    if "--config" in args[:-1] and not Path(args[args.index("--config") + 1]).is_file():
+        raise MissingPathError(f"Recipe {args[args.index('--config') + 1]} does not exist.")
+    try:
+        return tuple(parser.parse_args_and_config(args))
+    except UsageError:
+        raise
+    except ValueError as error:  # at parse time, every ValueError is about what was given (keys, values)
+        raise UsageError(str(error)) from error
 
 
 def setup_logging(training_args: TrainingArguments, *parsed_args) -> None:

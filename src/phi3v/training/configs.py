@@ -8,7 +8,11 @@ from dataclasses import dataclass, field
 
 from trl import ModelConfig, ScriptArguments
 
+from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, check_choice
+from phi3v.data.formats import FORMATS
+from phi3v.errors import UsageError
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
+from phi3v.tasks.config import TASK_NAMES
 
 
 # LoRA targets by their real Phi-3-V module names (PEFT matches a name or its dotted suffix). The language model fuses
@@ -56,6 +60,9 @@ class Phi3VScriptArguments(ScriptArguments):
             `scripts/dpo.py`: the first this many validation items are answered (greedy) at each evaluation and scored
             with the task's metrics, logged as `eval_<metric>` (`eval_price_mape`, `eval_category_accuracy`, ... for
             the catalogue; `eval_exact_match` otherwise), so `metric_for_best_model` can name one; 0 turns it off.
+        allow_local_paths (`bool`, *optional*, defaults to `False`):
+            Let a local dataset's rows name image files outside its folder (absolute paths, `file://`, `../`). A Hub
+            dataset's rows never read local files (`phi3v.data.local_files`).
     """
 
     dataset_format: str = field(
@@ -106,6 +113,21 @@ class Phi3VScriptArguments(ScriptArguments):
             "(`eval_price_mape`, `eval_exact_match`, ...), for `metric_for_best_model`; 0 turns it off."
         },
     )
+    allow_local_paths: bool = field(
+        default=False,
+        metadata={
+            "help": "Let a local dataset's rows name image files outside its folder; a Hub dataset's rows never read "
+            "local files."
+        },
+    )
+
+    def __post_init__(self):  # TRL's ScriptArguments has none to call
+        # TRL's parser checks no choice of a `str` field, and argparse none of a recipe's values.
+        check_choice("dataset_format", self.dataset_format, FORMATS)
+        check_choice("task", self.task, TASK_NAMES, allow_none=True)
+        for name in ("eval_predictions", "eval_generations"):
+            if getattr(self, name) < 0:
+                raise UsageError(f"{name} must be at least 0, got {getattr(self, name)}.")
 
 
 @dataclass
@@ -186,3 +208,10 @@ class Phi3VModelConfig(ModelConfig):
             "`pissa`, `olora`, ..."
         },
     )
+
+    def __post_init__(self):
+        super().__post_init__()
+        check_choice("dtype", self.dtype, DTYPES, allow_none=True)
+        check_choice("attn_implementation", self.attn_implementation, ATTN_IMPLEMENTATIONS, allow_none=True)
+        if self.num_crops is not None and self.num_crops < 1:
+            raise UsageError(f"num_crops must be at least 1, got {self.num_crops}.")
