@@ -22,7 +22,7 @@ from phi3v.app.answers import CATALOGUE, FREE, TASKS, load_examples, load_models
 from phi3v.app.page import THEME, build_page
 from phi3v.app.photos import MAX_PIXELS
 from phi3v.checks import DTYPES, non_negative_int, port, positive_int, torch_device
-from phi3v.errors import run_script
+from phi3v.errors import run_script, usage_errors
 from phi3v.inference.loading import check_model_path, parse_model_specs
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import TaskConfig, load_task_config
@@ -115,4 +115,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    run_script(lambda: main(make_parser().parse_args()))
+    run_script(lambda: main(usage_errors(make_parser()).parse_args()))

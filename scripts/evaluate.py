@@ -47,7 +47,7 @@ from phi3v.data.formats import FORMATS
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.data.local_files import LocalFiles
-from phi3v.errors import UsageError, run_script
+from phi3v.errors import UsageError, run_script, usage_errors
 from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.report import format_report_table
 from phi3v.evaluation.results import (
@@ -273,4 +273,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    run_script(lambda: main(make_parser().parse_args()))
+    run_script(lambda: main(usage_errors(make_parser()).parse_args()))

@@ -28,7 +28,7 @@ import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path, positive_int, torch_device
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
-from phi3v.errors import UsageError, run_script
+from phi3v.errors import UsageError, run_script, usage_errors
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.outputs import prepare_output_dir
@@ -66,7 +66,7 @@ def parse_args(argv=None) -> argparse.Namespace:
         action="store_true",
         help="Let a local dataset's rows name image files outside its folder (a Hub dataset's never read local files).",
     )
-    return parser.parse_args(argv)
+    return usage_errors(parser).parse_args(argv)
 
 
 def main(args: argparse.Namespace) -> dict:

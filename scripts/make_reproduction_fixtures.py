@@ -15,7 +15,7 @@ import shlex
 import sys
 
 from phi3v.data.reproduction_fixtures import DEFAULT_ROWS, make_reproduction_fixtures
-from phi3v.errors import run_script
+from phi3v.errors import run_script, usage_errors
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -45,4 +45,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = make_parser()
-    run_script(lambda: main(parser.parse_args()))
+    run_script(lambda: main(usage_errors(parser).parse_args()))

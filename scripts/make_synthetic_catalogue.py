@@ -23,7 +23,7 @@ from phi3v.checks import positive_int
 from phi3v.data.layouts import LAYOUTS, export_catalogue
 from phi3v.data.storage import check_output_dir
 from phi3v.data.synthetic import make_synthetic_catalogue
-from phi3v.errors import run_script
+from phi3v.errors import run_script, usage_errors
 
 
 def make_parser() -> argparse.ArgumentParser:
@@ -82,4 +82,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = make_parser()
-    run_script(lambda: main(parser.parse_args()))
+    run_script(lambda: main(usage_errors(parser).parse_args()))

@@ -10,7 +10,7 @@ Usage:
 import argparse
 
 from phi3v.checks import positive_int
-from phi3v.errors import run_script
+from phi3v.errors import run_script, usage_errors
 from phi3v.modeling.tiny import make_tiny_checkpoint
 from phi3v.outputs import prepare_output_dir
 
@@ -22,7 +22,7 @@ def main():
         "--num_crops", type=positive_int, default=4, help="The image processor's default number of HD crops."
     )
     parser.add_argument("--seed", type=int, default=0, help="Seed of the random weights.")
-    args = parser.parse_args()
+    args = usage_errors(parser).parse_args()
     prepare_output_dir(args.output, kind="model", written_by="scripts/make_tiny_model.py")
     output_dir = make_tiny_checkpoint(args.output, num_crops=args.num_crops, seed=args.seed)
     print(f"Tiny Phi-3-V written to {output_dir}")

@@ -13,7 +13,7 @@ The script checks the layout against the base's and fails if they differ.
 
 import argparse
 
-from phi3v.errors import UsageError, run_script
+from phi3v.errors import UsageError, run_script, usage_errors
 from phi3v.inference.loading import adapter_base_model, check_model_path, is_adapter_dir, root_checkpoint
 from phi3v.inference.merge import layout_differences, local_checkpoint_dir, merge_lora
 from phi3v.outputs import prepare_output_dir
@@ -59,4 +59,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    run_script(lambda: main(make_parser().parse_args()))
+    run_script(lambda: main(usage_errors(make_parser()).parse_args()))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, positive_int, torch_device
-from phi3v.errors import DataError, UsageError, run_script
+from phi3v.errors import DataError, UsageError, run_script, usage_errors
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.inference.prediction import find_images, find_unreadable_images, format_table, predict_images, write_records
 from phi3v.outputs import check_output_file
@@ -101,4 +101,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    run_script(lambda: main(make_parser().parse_args()))
+    run_script(lambda: main(usage_errors(make_parser()).parse_args()))

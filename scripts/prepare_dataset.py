@@ -22,7 +22,7 @@ from phi3v.data.fetch import FetchSettings
 from phi3v.data.prepare import DEFAULT_CACHE_DIR, STRATIFY_FIELDS, prepare_catalogue
 from phi3v.data.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, DEFAULT_HUB_DATASET
 from phi3v.data.storage import check_output_dir
-from phi3v.errors import DataError, run_script
+from phi3v.errors import DataError, run_script, usage_errors
 
 
 def column_pair(text: str) -> tuple[str, str]:
@@ -172,4 +172,4 @@ def main(args: argparse.Namespace) -> None:
 
 if __name__ == "__main__":
     parser = make_parser()
-    run_script(lambda: main(parser.parse_args()))
+    run_script(lambda: main(usage_errors(parser).parse_args()))

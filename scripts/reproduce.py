@@ -38,7 +38,7 @@ from trl import SFTConfig, TrlParser
 
 from phi3v.checks import positive_int
 from phi3v.data.loading import load_splits
-from phi3v.errors import ExistingPathError, UsageError, UserError, run_script
+from phi3v.errors import ExistingPathError, UsageError, UserError, run_script, usage_errors
 from phi3v.tasks import PUBLISHED, TASKS
 from phi3v.tasks.reproduction import (
     Reproduction,
@@ -199,4 +199,4 @@ def make_parser() -> argparse.ArgumentParser:
 
 
 if __name__ == "__main__":
-    run_script(lambda: main(*make_parser().parse_known_args()))
+    run_script(lambda: main(*usage_errors(make_parser()).parse_known_args()))

@@ -10,6 +10,7 @@ The classes also derive from the built-in type the same mistake raised before (`
 `FileExistsError`), so library callers that catch those keep working.
 """
 
+import argparse
 import os
 import sys
 from collections.abc import Callable
@@ -57,6 +58,21 @@ class MissingDataFileError(UserError, FileNotFoundError):
 def debugging() -> bool:
     """Whether `PHI3V_DEBUG` asks for tracebacks (any value but empty, `0` or `false`)."""
     return os.environ.get(DEBUG_VARIABLE, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def usage_errors(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Makes `parser` raise `UsageError` for a bad flag instead of printing its whole usage (hundreds of lines for
+    TRL's) and exiting, so that mistake prints as one line too; `--help` still prints the usage.
+
+    Args:
+        parser (`argparse.ArgumentParser`): the script's parser (TRL's `TrlParser` included); returned.
+    """
+
+    def error(message: str):
+        raise UsageError(f"{message} (`{parser.prog} --help` lists the arguments)")
+
+    parser.error = error
+    return parser
 
 
 def run_script(entry: Callable[[], object]) -> None:

@@ -19,7 +19,7 @@ import transformers
 from transformers import TrainingArguments
 from trl import TrlParser
 
-from phi3v.errors import MissingPathError, UsageError
+from phi3v.errors import MissingPathError, UsageError, usage_errors
 
 
 def parse_recipe(parser: TrlParser, args: Sequence[str] | None = None) -> tuple:
@@ -40,7 +40,7 @@ def parse_recipe(parser: TrlParser, args: Sequence[str] | None = None) -> tuple:
     if "--config" in args[:-1] and not Path(args[args.index("--config") + 1]).is_file():
         raise MissingPathError(f"Recipe {args[args.index('--config') + 1]} does not exist.")
     try:
-        return tuple(parser.parse_args_and_config(args))
+        return tuple(usage_errors(parser).parse_args_and_config(args))
     except UsageError:
         raise
     except ValueError as error:  # at parse time, every ValueError is about what was given (keys, values)
