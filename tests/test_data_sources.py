@@ -4,6 +4,7 @@ import datasets
 import pytest
 
 from phi3v.data.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, load_source
+from phi3v.errors import DataError
 
 
 DBQ_ROWS = [
@@ -81,7 +82,7 @@ def test_bad_local_files_give_clear_errors(tmp_path):
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_source(tmp_path / "absent.parquet")
     (tmp_path / "bad.jsonl").write_text(json.dumps(DBQ_ROWS[0]) + "\n[1, 2]\n")
-    with pytest.raises(TypeError, match="line 2 is a list"):
+    with pytest.raises(DataError, match="line 2 is a list"):
         load_source(tmp_path / "bad.jsonl")
     (tmp_path / "broken.jsonl").write_text("{not json\n")
     with pytest.raises(ValueError, match="line 1 is not valid JSON"):

@@ -67,7 +67,7 @@ def row_converter(
         `ValueError`: for an unknown format, or columns the format needs that the dataset lacks.
     """
     if dataset_format not in FORMATS:
-        raise UsageError(f"dataset_format {dataset_format!r} is not one of {list(FORMATS)}.")
+        raise UsageError(f"Unknown dataset_format {dataset_format!r}; choose from {list(FORMATS)}.")
     if dataset_format == "auto":
         dataset_format = detect_format(columns)
     missing = sorted(_COLUMNS.get(dataset_format, set()) - set(columns))
