@@ -121,7 +121,7 @@ def test_examples_are_saved_with_their_true_answers(synthetic_catalogue, tmp_pat
         AnswerTemplate(DEFAULT_ANSWER_TEMPLATE).render(row) for row in test_rows
     ]
     assert all(Image.open(example.path).format == "JPEG" for example in examples)
-    with pytest.raises(ValueError, match="no 'exam' split"):
+    with pytest.raises(ValueError, match="has no split 'exam'; its splits are"):
         load_examples(synthetic_catalogue, tmp_path, split="exam")
 
 
