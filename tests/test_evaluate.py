@@ -51,6 +51,7 @@ def evaluate_args(catalogue, output_dir, *models: str) -> list[str]:
 
 def run_evaluate(monkeypatch, args: list[str]) -> None:
     monkeypatch.setattr(sys, "argv", ["evaluate.py", *args])
+    monkeypatch.setenv("PHI3V_DEBUG", "1")  # a user error is raised here, not printed and exited (`run_script`)
     runpy.run_path(str(REPO_ROOT / "scripts" / "evaluate.py"), run_name="__main__")
 
 
