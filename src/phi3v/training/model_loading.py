@@ -7,6 +7,7 @@ transformers' Auto classes by `import phi3v`), so no `trust_remote_code` is invo
 import logging
 from dataclasses import replace
 
+import torch
 from accelerate import PartialState
 from peft import LoraConfig, PeftModel
 from torch import nn
@@ -55,9 +56,11 @@ def load_model(model_args: Phi3VModelConfig, training_args: TrainingArguments) -
     }
     quantization_config = get_quantization_config(model_args)
     if quantization_config is not None:
-        # Passing None would not be the same as leaving it out; k-bit weights go to this process's device.
+        # Passing None would not be the same as leaving it out; k-bit weights go to this process's device. On CPU
+        # that is "cpu": a bare process index means a CUDA device (bitsandbytes quantises on CPU as well).
         model_kwargs["quantization_config"] = quantization_config
-        model_kwargs["device_map"] = {"": PartialState().local_process_index}
+        on_cpu = training_args.use_cpu or not torch.cuda.is_available()
+        model_kwargs["device_map"] = {"": "cpu" if on_cpu else PartialState().local_process_index}
     model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **model_kwargs)
     model.freeze_unused_vision_parameters()
     freeze_parts(model, model_args)
