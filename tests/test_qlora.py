@@ -28,12 +28,12 @@ from .evaluation_helpers import REPO_ROOT, one_torch_thread
 
 
 # The tiny model's lm_head is random and frozen under LoRA, so its logits stay small and the loss cannot fall far
-# (it starts near ln(vocab) = 6.6): 60 steps take it from about 6.5 to 6.0 while the token accuracy goes from about
-# 5% to over 40% (measured).
+# (it starts near ln(vocab) = 6.6): 80 steps take it from about 6.5 to 5.9 while the token accuracy goes from about
+# 7% to about 50% (measured).
 QLORA_OVERRIDES = [
     "--load_in_4bit", "true", "--bnb_4bit_quant_type", "nf4", "--use_peft", "true", "--freeze_vision_tower", "false",
-    "--max_steps", "60", "--logging_steps", "10", "--learning_rate", "1e-2", "--eval_strategy", "no",
-    "--save_strategy", "no",
+    "--lora_alpha", "64", "--max_steps", "80", "--logging_steps", "10", "--learning_rate", "1e-2",
+    "--eval_strategy", "no", "--save_strategy", "no",
 ]  # fmt: skip
 # Merged (float32) against 4-bit base + adapter: about 5e-6 measured, on logits of magnitude up to ~1.
 MERGE_TOLERANCE = 1e-4
@@ -95,8 +95,8 @@ def test_qlora_trains_and_saves_an_adapter_over_the_4bit_base(qlora_run, tiny_ch
     state = json.loads((qlora_run / "trainer_state.json").read_text())
     logs = [entry for entry in state["log_history"] if "loss" in entry]
     losses, accuracies = [entry["loss"] for entry in logs], [entry["mean_token_accuracy"] for entry in logs]
-    assert len(losses) == 6 and losses[-1] < 0.95 * losses[0] and losses == sorted(losses, reverse=True), losses
-    assert accuracies[0] < 0.15 and accuracies[-1] > 0.3, accuracies
+    assert len(losses) == 8 and losses[-1] < losses[0] - 0.4 and losses == sorted(losses, reverse=True), losses
+    assert accuracies[0] < 0.15 and accuracies[-1] > 0.4, accuracies
 
     adapter_config = json.loads((qlora_run / "adapter_config.json").read_text())
     assert adapter_config["base_model_name_or_path"] == str(tiny_checkpoint)
