@@ -20,6 +20,7 @@ import argparse
 from phi3v.checks import auto_bool
 from phi3v.inference.loading import adapter_base_model, check_model_path, is_adapter_dir, root_checkpoint
 from phi3v.inference.merge import layout_differences, local_checkpoint_dir, merge_lora
+from phi3v.inference.quantization import recorded_base_quantization
 from phi3v.outputs import prepare_output_dir
 
 
@@ -32,7 +33,9 @@ def main(args: argparse.Namespace) -> None:
         )
     base = adapter_base_model(args.adapter, args.base_model)
     prepare_output_dir(args.output_dir, inputs=[args.adapter, base], kind="model", written_by="scripts/merge_lora.py")
-    print(f"Merging {args.adapter} into {base}")
+    recorded = recorded_base_quantization(args.adapter) is not None
+    dequantised = args.load_in_4bit or (args.load_in_4bit is None and recorded)
+    print(f"Merging {args.adapter} into {base}" + (", quantised to 4-bit then dequantised" if dequantised else ""))
     output_dir = merge_lora(
         args.adapter,
         args.output_dir,
