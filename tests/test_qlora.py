@@ -22,9 +22,9 @@ from phi3v.inference.generation import build_prompt
 from phi3v.inference.loading import load_for_inference
 from phi3v.inference.quantization import BASE_QUANTIZATION_NAME, recorded_base_quantization
 from phi3v.tasks.catalogue import prompt_messages
-from phi3v.training import Phi3VModelConfig, load_model
+from phi3v.training import Phi3VModelConfig, load_model, load_sft_model
 
-from .evaluation_helpers import REPO_ROOT, one_torch_thread
+from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
 
 # The tiny model's lm_head is random and frozen under LoRA, so its logits stay small and the loss cannot fall far
@@ -88,6 +88,14 @@ def test_4bit_training_model_is_nf4_on_cpu(tiny_checkpoint, tmp_path):
     assert any(".img_projection." in name for name in quantised) and any(".qkv_proj" in name for name in quantised)
     assert {parameter.device.type for parameter in model.parameters()} == {"cpu"}
     assert model.model.layers[0].self_attn.qkv_proj.compute_dtype == torch.float32
+
+
+def test_dpo_refuses_to_start_from_an_unmerged_qlora_adapter(tiny_checkpoint, tmp_path):
+    adapter = make_lora_adapter(tiny_checkpoint, tmp_path / "adapter")
+    (adapter / BASE_QUANTIZATION_NAME).write_text(json.dumps({"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}))
+    model_args = Phi3VModelConfig(model_name_or_path=str(adapter), dtype="float32", use_peft=True)
+    with pytest.raises(ValueError, match="QLoRA adapter: merge it first"):
+        load_sft_model(model_args, SFTConfig(output_dir=str(tmp_path / "dpo"), use_cpu=True, bf16=False))
 
 
 @pytest.mark.slow

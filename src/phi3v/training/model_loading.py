@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, AutoProcessor, PreTrainedModel, P
 from trl import get_peft_config, get_quantization_config
 
 from phi3v.inference.loading import adapter_base_model, is_adapter_dir
+from phi3v.inference.quantization import recorded_base_quantization
 
 from .configs import Phi3VModelConfig
 
@@ -147,6 +148,10 @@ def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArgument
         return load_model(model_args, training_args)
     if model_args.load_in_4bit or model_args.load_in_8bit:
         raise ValueError("Merge the SFT adapter first (scripts/merge_lora.py), then start QLoRA DPO from the merge.")
+    if recorded_base_quantization(path) is not None:  # merged below into the full-precision base it did not train on
+        raise ValueError(
+            f"{path} is a QLoRA adapter: merge it first (scripts/merge_lora.py), then DPO from the merge."
+        )
     base = adapter_base_model(path, model_args.base_model)
     logger.info(f"Merging the SFT adapter {path} into its base {base}")
     model = load_model(replace(model_args, model_name_or_path=base, use_peft=False), training_args)
