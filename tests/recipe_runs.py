@@ -95,7 +95,12 @@ def make_fixture(recipe: Path, script_args, training_args, root: Path, rows_per_
         return path, ["--dataset_train_split", "train", "--dataset_test_split", "train"]
     if script_args.dataset_format == "docvqa":
         make_reproduction_fixtures(root / "fixtures", num_rows={"docvqa_train": rows_per_step})
-        return root / "fixtures" / "docvqa_1200_examples", ["--dataset_train_split", "train", "--dataset_test_split", "test"]
+        return root / "fixtures" / "docvqa_1200_examples", [
+            "--dataset_train_split",
+            "train",
+            "--dataset_test_split",
+            "test",
+        ]
     # A catalogue (the layout of every local `data/...` recipe): prepared splits train / validation / test.
     make_synthetic_catalogue(root / "catalogue", num_products=max(24, 2 * rows_per_step), seed=1)
     return root / "catalogue", ["--dataset_train_split", "train", "--dataset_test_split", "validation"]
@@ -141,7 +146,9 @@ def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path, timeout: int = 9
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
         command = [*launch, str(script), str(recipe), *overrides]
     env = os.environ | {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(root)}
-    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env)
+    result = subprocess.run(
+        command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env
+    )
     script_args, training_args, model_args = parse(recipe, *overrides)
     return RecipeRun(recipe, script_args, training_args, model_args, output_dir, model, dataset, result)
 
@@ -199,7 +206,9 @@ def dpo_probe_batch(run: RecipeRun) -> dict:
 
 
 def sequence_log_probs(model, batch: dict) -> torch.Tensor:
-    inputs = {key: batch[key] for key in ("input_ids", "attention_mask", "pixel_values", "image_sizes") if key in batch}
+    inputs = {
+        key: batch[key] for key in ("input_ids", "attention_mask", "pixel_values", "image_sizes") if key in batch
+    }
     logits = model(**inputs).logits[:, :-1].float()
     targets = batch["input_ids"][:, 1:].clamp(min=0)  # image placeholders are negative; never completion tokens
     per_token = torch.log_softmax(logits, dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)

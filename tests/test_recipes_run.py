@@ -10,6 +10,7 @@ CPU (flash-attn is CUDA-only); it becomes `sdpa`, the same attention (listed in 
 """
 
 import json
+import math
 
 import pytest
 from safetensors.torch import load_file
@@ -56,7 +57,7 @@ def test_recipe_runs_as_shipped(recipe, tiny_checkpoint, tmp_path):
     history = log_history(run)
     assert max(entry["step"] for entry in history) == STEPS
     losses = [entry[key] for entry in history for key in ("loss", "train_loss") if key in entry]
-    assert losses and all(loss == loss and loss < 100 for loss in losses)  # finite, no NaN
+    assert losses and all(math.isfinite(loss) for loss in losses)
 
     if is_dpo(recipe):
         before, after = dpo_probe_losses(run)
@@ -69,7 +70,10 @@ def test_recipe_runs_as_shipped(recipe, tiny_checkpoint, tmp_path):
     if run.model_args.use_peft:
         adapter_config = json.loads((run.output_dir / "adapter_config.json").read_text())
         assert set(adapter_config["target_modules"]) == set(run.model_args.lora_target_modules)
-        assert (adapter_config["r"], adapter_config["lora_alpha"]) == (run.model_args.lora_r, run.model_args.lora_alpha)
+        assert (adapter_config["r"], adapter_config["lora_alpha"]) == (
+            run.model_args.lora_r,
+            run.model_args.lora_alpha,
+        )
         weights = load_file(run.output_dir / "adapter_model.safetensors")
         for target in run.model_args.lora_target_modules:
             trained_b = [w for name, w in weights.items() if f"{target}.lora_B" in name]
