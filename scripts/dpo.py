@@ -109,13 +109,19 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     training_args.remove_unused_columns = False  # the collator reads `images`, `prompt`, `chosen` and `rejected`
     callbacks, generation_validation = [], None
     template = AnswerTemplate(task_config.answer_template) if task_config.task == "catalogue" else None
-    if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
-        pairs = undecoded(eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset)))))
-        callbacks.append(PredictionsTableCallback(processor, preference_items(pairs), template))
     if eval_dataset is not None and script_args.eval_generations > 0:
         # The answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
         pairs = undecoded(eval_dataset.select(range(min(script_args.eval_generations, len(eval_dataset)))))
         generation_validation = GenerationValidation(processor, preference_items(pairs), template)
+    if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
+        count = min(script_args.eval_predictions, len(eval_dataset))
+        if generation_validation is not None and count <= len(generation_validation.items):
+            # The table shows the first of the answers validation generated: nothing is generated twice.
+            items = generation_validation.items[:count]
+            callbacks.append(PredictionsTableCallback(processor, items, template, validation=generation_validation))
+        else:
+            pairs = undecoded(eval_dataset.select(range(count)))
+            callbacks.append(PredictionsTableCallback(processor, preference_items(pairs), template))
     # Without LoRA the reference is a frozen second copy of the SFT model, loaded as the policy was: TRL would load it
     # from the path itself, which fails for an architecture outside transformers (and for an SFT adapter directory).
     ref_model = None if model_args.use_peft else load_sft_model(model_args, training_args)
