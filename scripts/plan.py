@@ -18,7 +18,6 @@ Flags after the recipe override it, as for `scripts/sft.py`. Without `--tokens_p
 
 import argparse
 import re
-import sys
 from pathlib import Path
 
 import torch
@@ -91,4 +90,4 @@ def main():
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
