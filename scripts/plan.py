@@ -58,7 +58,7 @@ def read_tokens(script_args, training_args, model_args, tokens_per_sample: float
             collator = Phi3VSFTCollator(load_processor(model_args), None, to_conversation)
             source = f"{script_args.dataset_name} {split}"
             return TokenStats(dataset_lengths(rows, collator), training_args.max_length, source)
-        except Exception as error:  # offline, gated or absent: plan with an assumed length instead
+        except (OSError, ValueError) as error:  # offline, gated, absent or unreadable: assume a length instead
             print(f"Dataset not read ({type(error).__name__}: {str(error).splitlines()[0][:160]})")
     num_crops = model_args.num_crops or checkpoint_num_crops(model_args.model_name_or_path) or 16
     tokens, source = assumed_tokens(num_crops)

@@ -6,6 +6,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+import datasets
 import pytest
 import torch
 from peft import get_peft_model
@@ -74,7 +75,9 @@ def test_lora_and_qlora_counts_are_r_times_in_plus_out_per_adapted_linear(phi3v_
     _, _, lora = recipe_args("docvqa-lora.yaml")
     params = count_parameters(phi3v_config, lora)
     # Formula, per matched linear layer of the 23 CLIP layers run, the decoder, the LM head and the projector.
-    per_decoder_layer = sum(lora.lora_r * (i + o) for i, o in [(3072, 9216), (3072, 3072), (3072, 16384), (8192, 3072)])
+    per_decoder_layer = sum(
+        lora.lora_r * (i + o) for i, o in [(3072, 9216), (3072, 3072), (3072, 16384), (8192, 3072)]
+    )
     per_clip_layer = 4 * lora.lora_r * 2048 + 2 * lora.lora_r * (1024 + 4096)
     projector = lora.lora_r * (4096 + 3072) + lora.lora_r * 6144
     expected = 32 * per_decoder_layer + lora.lora_r * (3072 + 32064) + 23 * per_clip_layer + projector
@@ -196,10 +199,16 @@ def test_sharding_offload_checkpointing_and_attention_move_memory_the_right_way(
 
 def test_accelerate_configs_give_their_layout():
     configs = REPO_ROOT / "accelerate_configs"
-    kinds = {name: parallelism_from_config(configs / f"{name}.yaml") for name in
-             ("single_gpu", "multi_gpu", "fsdp", "zero2", "zero3", "zero3_offload")}
+    kinds = {
+        name: parallelism_from_config(configs / f"{name}.yaml")
+        for name in ("single_gpu", "multi_gpu", "fsdp", "zero2", "zero3", "zero3_offload")
+    }
     assert {name: p.kind for name, p in kinds.items()} == {
-        "single_gpu": "single", "multi_gpu": "ddp", "fsdp": "fsdp", "zero2": "zero2", "zero3": "zero3",
+        "single_gpu": "single",
+        "multi_gpu": "ddp",
+        "fsdp": "fsdp",
+        "zero2": "zero2",
+        "zero3": "zero3",
         "zero3_offload": "zero3",
     }
     assert kinds["zero3_offload"].offload_optimizer and kinds["zero3_offload"].offload_params
@@ -221,9 +230,19 @@ def test_plan_script_prints_every_section_and_warns_when_it_does_not_fit(monkeyp
     args = ["recipes/docvqa-lora.yaml", "--model_name_or_path", hub, "--tokens_per_sample", "2443.23"]
     monkeypatch.chdir(REPO_ROOT)
     out = run_plan_script(monkeypatch, capsys, *args)
-    for section in ("Pre-flight plan:", "parameters: 4,146,621,440 total, 65,447,936 trainable",
-                    "tokens per sample: 2,443 assumed", "parallelism: DDP on 8 GPUs (accelerate_configs/multi_gpu.yaml)",
-                    "weights", "gradients", "optimizer", "activations", "overhead", "total", "time:"):
+    for section in (
+        "Pre-flight plan:",
+        "parameters: 4,146,621,440 total, 65,447,936 trainable",
+        "tokens per sample: 2,443 assumed",
+        "parallelism: DDP on 8 GPUs (accelerate_configs/multi_gpu.yaml)",
+        "weights",
+        "gradients",
+        "optimizer",
+        "activations",
+        "overhead",
+        "total",
+        "time:",
+    ):
         assert section in out, section
     assert "WARNING" not in out
     out = run_plan_script(monkeypatch, capsys, *args, "--gpu_memory", "8")
@@ -241,3 +260,34 @@ def test_plan_script_plans_with_assumed_tokens_when_the_dataset_cannot_be_read(m
     assert out.splitlines()[0].startswith("Dataset not read")
     assert "2,443 assumed (the Phi-3 Cookbook's DocVQA average at num_crops 16)" in out
     assert "DeepSpeed ZeRO-2 on 4 GPUs (accelerate_configs/zero2.yaml)" in out
+
+
+def test_dpo_plan_from_an_sft_adapter_counts_pairs_and_reads_the_base_config(tiny_checkpoint, tmp_path, capsys):
+    from PIL import Image
+    from trl import DPOConfig
+
+    from phi3v.training import Phi3VPreferenceCollator
+
+    from .evaluation_helpers import make_lora_adapter
+
+    adapter = make_lora_adapter(tiny_checkpoint, tmp_path / "sft-adapter")
+    prompt = [{"role": "user", "content": "<|image_1|>What is shown in this image?"}]
+    pairs = datasets.Dataset.from_list(
+        [
+            {
+                "images": [Image.new("RGB", size, (30, 200, 30))],
+                "prompt": prompt,
+                "chosen": [{"role": "assistant", "content": "A green square."}],
+                "rejected": [{"role": "assistant", "content": "A red square, slightly larger than it looks."}],
+            }
+            for size in ((120, 60), (60, 240))
+        ]
+    )
+    model_args = Phi3VModelConfig(model_name_or_path=str(adapter), dtype="float32", use_peft=True)
+    training_args = DPOConfig(output_dir=str(tmp_path / "dpo"), use_cpu=True, bf16=False, report_to="none")
+    collator = Phi3VPreferenceCollator(AutoProcessor.from_pretrained(adapter))
+    plan = print_run_plan(model_args, training_args, pairs, collator, preference=True)
+    assert plan.tokens.lengths == [collator.sequence_length(row) for row in pairs]
+    assert plan.workload.batch_size == 2 * training_args.per_device_train_batch_size  # chosen and rejected
+    assert plan.params.lora > 0 and not plan.workload.reference_copy  # the reference is the adapter disabled
+    assert "Pre-flight plan:" in capsys.readouterr().out

@@ -138,7 +138,9 @@ def markdown(rows: dict[str, CookbookRow], without: dict[str, CookbookRow]) -> s
         planned = [r[top].planned_images_per_second / r[bottom].planned_images_per_second for r in (rows, without)]
         planned = planned[:1] if planned[0] == planned[1] else planned
         plan = " / ".join(f"{p:.2f}" for p in planned)
-        lines.append(f"| {top} / {bottom} | {measured:.2f} | {plan} | {' / '.join(f'{p / measured:.2f}' for p in planned)} |")
+        lines.append(
+            f"| {top} / {bottom} | {measured:.2f} | {plan} | {' / '.join(f'{p / measured:.2f}' for p in planned)} |"
+        )
     return "\n".join(lines)
 
 

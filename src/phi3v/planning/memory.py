@@ -89,9 +89,13 @@ def vision_tower_shape(config: PretrainedConfig) -> tuple[int, int, int, int, in
     """(layers run, width, MLP width, heads, tokens per crop) of the CLIP tower."""
     vision = config.vision_tower_config()
     layers = config.image_feature_layer % (vision.num_hidden_layers + 1)
-    return layers, vision.hidden_size, vision.intermediate_size, vision.num_attention_heads, (
-        vision.image_size // vision.patch_size
-    ) ** 2 + 1
+    return (
+        layers,
+        vision.hidden_size,
+        vision.intermediate_size,
+        vision.num_attention_heads,
+        (vision.image_size // vision.patch_size) ** 2 + 1,
+    )
 
 
 def activation_bytes(
@@ -113,11 +117,22 @@ def activation_bytes(
     vision_layers, hv, iv, vision_heads, crop_tokens = vision_tower_shape(config)
     parts = [
         # (layers, tokens, width, saved elements per token, attention scores, needs backward)
-        (config.num_hidden_layers, b * tokens, config.hidden_size,
-         LM_SAVED_H * config.hidden_size + LM_SAVED_I * config.intermediate_size,
-         b * config.num_attention_heads * tokens**2, params.language_trains != "frozen" or params.vision_trains != "frozen"),
-        (vision_layers, crops * crop_tokens, hv, VISION_SAVED_H * hv + VISION_SAVED_I * iv,
-         crops * vision_heads * crop_tokens**2, params.vision_trains != "frozen"),
+        (
+            config.num_hidden_layers,
+            b * tokens,
+            config.hidden_size,
+            LM_SAVED_H * config.hidden_size + LM_SAVED_I * config.intermediate_size,
+            b * config.num_attention_heads * tokens**2,
+            params.language_trains != "frozen" or params.vision_trains != "frozen",
+        ),
+        (
+            vision_layers,
+            crops * crop_tokens,
+            hv,
+            VISION_SAVED_H * hv + VISION_SAVED_I * iv,
+            crops * vision_heads * crop_tokens**2,
+            params.vision_trains != "frozen",
+        ),
     ]
     total = 0.0
     for layers, n, width, saved, scores, backward in parts:

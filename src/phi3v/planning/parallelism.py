@@ -52,7 +52,13 @@ class Parallelism:
         return self.num_gpus if self.kind in ("zero2", "zero3", "fsdp") else 1
 
     def describe(self) -> str:
-        names = {"single": "one GPU", "ddp": "DDP", "fsdp": "FSDP", "zero2": "DeepSpeed ZeRO-2", "zero3": "ZeRO-3"}
+        names = {
+            "single": "one GPU",
+            "ddp": "DDP",
+            "fsdp": "FSDP",
+            "zero2": "DeepSpeed ZeRO-2",
+            "zero3": "DeepSpeed ZeRO-3",
+        }
         offload = [w for w, on in (("optimizer", self.offload_optimizer), ("params", self.offload_params)) if on]
         text = f"{names[self.kind]} on {self.num_gpus} GPU{'s' if self.num_gpus > 1 else ''}"
         return text + (f", {' and '.join(offload)} offloaded to CPU" if offload else "") + f" ({self.source})"

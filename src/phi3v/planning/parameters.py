@@ -83,8 +83,9 @@ def count_parameters(config: PretrainedConfig, model_args: Phi3VModelConfig) -> 
     if model_args.use_peft:
         peft = lora_config(model_args, model)
         adapted = {name: m for name, m in linears.items() if _adapted(peft, name)}
-        per_layer = {n: peft.r * (m.in_features + m.out_features) + peft.use_dora * m.out_features
-                     for n, m in adapted.items()}
+        per_layer = {
+            n: peft.r * (m.in_features + m.out_features) + peft.use_dora * m.out_features for n, m in adapted.items()
+        }
         lora = sum(per_layer.values())
         # `lora_modules_to_save` train whole (a copy each); everything else of the base is frozen.
         saved = [m for n, m in model.named_modules() if any(n.endswith(t) for t in peft.modules_to_save or [])]

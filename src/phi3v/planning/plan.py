@@ -46,14 +46,28 @@ class RunPlan:
     global_batch: int
 
     @property
+    def remedies(self) -> list[str]:
+        """What would lower the peak, among the settings this run does not use yet."""
+        w, parallelism = self.workload, self.parallelism
+        remedies = [] if w.flash else ["--attn_implementation flash_attention_2"]
+        remedies += [] if w.checkpointing else ["--activation_checkpointing true"]
+        remedies += [] if self.params.lora else ["LoRA (--use_peft true)"]
+        remedies += [] if self.params.quantized else ["QLoRA (--load_in_4bit true)"] if self.params.lora else []
+        if parallelism.kind != "zero3" and not self.params.quantized:  # bitsandbytes weights are not sharded
+            remedies.append("ZeRO-3 over more GPUs (accelerate_configs/zero3.yaml)")
+        elif parallelism.kind == "zero3" and not parallelism.offload_optimizer:
+            remedies.append("CPU offload (accelerate_configs/zero3_offload.yaml)")
+        remedies += ["--per_device_train_batch_size 1"] if w.batch_size > 1 else []
+        return remedies + ["fewer crops (--num_crops)"]
+
+    @property
     def warnings(self) -> list[str]:
         """One line per problem: the plan does not fit the GPU, or rows are dropped."""
         lines = []
         if self.memory.total > self.gpu.memory_gb:
             lines.append(
                 f"WARNING: the plan needs {self.memory.total:.1f} GB per GPU, more than the {self.gpu.memory_gb:.0f} "
-                "GB of the GPU: use flash attention, activation checkpointing, LoRA/QLoRA, more GPUs with ZeRO-3, "
-                "a smaller batch or fewer crops."
+                f"GB of the GPU; try {', '.join(self.remedies)}."
             )
         if self.tokens.over_max_length and not self.tokens.assumed:
             lines.append(
@@ -149,25 +163,25 @@ def format_plan(plan: RunPlan) -> str:
         limit = f"max_length {t.max_length}" if t.max_length else "no max_length"
         tokens += f"; {t.over_max_length} of {len(t.lengths):,} rows over {limit} ({t.source})"
     attention = "flash" if w.flash else "eager"
-    other = ", ".join(f"{label} {gb:.1f}" for label, gb in m.activation_options.items())
+    current = f"{attention}, {'' if w.checkpointing else 'no '}checkpointing"
+    others = "; ".join(f"{label} {gb:.1f}" for label, gb in m.activation_options.items() if label != current)
     lines = [
         f"Pre-flight plan: {plan.model}, {plan.method}",
         f"  parameters: {p.total:,} total, {p.trainable:,} trainable ({p.trainable / p.total:.2%})"
         + (f", {p.quantized:,} in 4 bit" if p.quantized else ""),
         f"  tokens per sample: {tokens}",
         f"  parallelism: {plan.parallelism.describe()}",
-        f"  peak memory per GPU (GB, {w.batch_size} x {w.tokens:,.0f} tokens, {w.attention}, "
-        f"{'' if w.checkpointing else 'no '}activation checkpointing):",
+        f"  peak memory per GPU (GB, at {w.batch_size} x {w.tokens:,.0f} tokens, {w.attention}):",
         f"    weights      {m.weights:6.1f}",
         f"    gradients    {m.gradients:6.1f}",
         f"    optimizer    {m.optimizer:6.1f}",
-        f"    activations  {m.activations:6.1f}   (all options: {other})",
+        f"    activations  {m.activations:6.1f}   ({current}; {others})",
         f"    overhead     {m.overhead:6.1f}   (CUDA context {CONTEXT_GB:.0f} + allocator {FRAGMENTATION:.0%})",
         f"    total        {m.total:6.1f}   of {plan.gpu.memory_gb:.0f} GB ({plan.gpu.name}, "
-        f"{'seen' if plan.gpu.seen else 'assumed'})",
+        + ("seen)" if plan.gpu.seen else "assumed)"),
         f"  time: {speed.flops_per_sequence / 1e12:.1f} TFLOP per sample; at {speed.mfu:.0%} MFU ({attention} "
-        f"attention) of {speed.peak_flops / 1e12:.0f} TFLOP/s x {plan.parallelism.num_gpus}: "
-        f"{speed.sequences_per_second:.2f} samples/s",
+        + f"attention) of {speed.peak_flops / 1e12:.0f} TFLOP/s x {plan.parallelism.num_gpus}: "
+        + f"{speed.sequences_per_second:.2f} samples/s",
     ]
     if plan.total_steps:
         per_epoch = f"{speed.steps_per_epoch:,} steps per epoch, " if speed.steps_per_epoch else ""
@@ -176,5 +190,7 @@ def format_plan(plan: RunPlan) -> str:
             f"-> about {_duration(speed.seconds)}"
         )
     else:
-        lines.append(f"  steps: rows not counted; 1,000 samples take about {_duration(1000 / speed.sequences_per_second)}")
+        lines.append(
+            f"  steps: rows not counted; 1,000 samples take about {_duration(1000 / speed.sequences_per_second)}"
+        )
     return "\n".join(lines + plan.warnings)
