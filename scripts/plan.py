@@ -7,13 +7,14 @@ Usage:
     # the recipe's own layout (the accelerate config its header names), the GPU torch sees (else an A100-80GB)
     python scripts/plan.py recipes/docvqa-lora.yaml
 
-    # another layout, 4 GPUs of 24 GB, offline: the Hub files of ../shared and an assumed sequence length
+    # another layout on 4 GPUs of 24 GB, with an assumed sequence length instead of reading the data
     python scripts/plan.py recipes/docvqa-full.yaml --config_file accelerate_configs/zero3.yaml --num_gpus 4 \
-        --gpu_memory 24 --model_name_or_path ../shared/hub_files/Phi-3-vision-128k-instruct --tokens_per_sample 2443
+        --gpu_memory 24 --tokens_per_sample 2443
 
 Flags after the recipe override it, as for `scripts/sft.py`. Without `--tokens_per_sample` the training split is read
 (image headers only); when it cannot be (a Hub dataset offline), the plan says so and assumes the Phi-3 Cookbook's
-2,443 tokens at num_crops 16, or a square image at the recipe's num_crops. See docs/plan.md for the model behind it.
+2,443 tokens at num_crops 16, or a square image at the recipe's num_crops. A Hub model whose config cannot be read
+offline is planned with the Phi-3-vision architecture (both official checkpoints share it). See docs/plan.md.
 """
 
 import argparse
@@ -27,7 +28,7 @@ import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.data.loading import load_splits
 from phi3v.planning.parallelism import Parallelism, detect_gpu, parallelism_from_config, with_gpus
 from phi3v.planning.plan import format_plan, make_plan
-from phi3v.planning.run import model_config
+from phi3v.planning.run import model_config_or_default
 from phi3v.planning.tokens import TokenStats, assumed_tokens, checkpoint_num_crops, dataset_lengths
 from phi3v.training import (
     Phi3VModelConfig,
@@ -68,7 +69,11 @@ def read_tokens(script_args, training_args, model_args, tokens_per_sample: float
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], add_help=False)
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        allow_abbrev=False,
+        epilog="Other flags: those of scripts/sft.py, overriding the recipe.",
+    )
     parser.add_argument("--config_file", help="accelerate config; default: the recipe header's, else one GPU")
     parser.add_argument("--num_gpus", type=int, help="data-parallel GPUs; default: the config's num_processes")
     parser.add_argument("--gpu_memory", type=float, help="GB per GPU; default: the GPU torch sees, else 80")
@@ -85,7 +90,10 @@ def main():
     parallelism = with_gpus(parallelism, plan_args.num_gpus)
     tokens = read_tokens(script_args, training_args, model_args, plan_args.tokens_per_sample)
     gpu = detect_gpu(plan_args.gpu_memory, plan_args.gpu)
-    plan = make_plan(model_config(model_args), model_args, training_args, tokens, parallelism, gpu)
+    config, note = model_config_or_default(model_args)
+    if note:
+        print(note)
+    plan = make_plan(config, model_args, training_args, tokens, parallelism, gpu)
     print(format_plan(plan))
 
 

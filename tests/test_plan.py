@@ -250,14 +250,15 @@ def test_plan_script_prints_every_section_and_warns_when_it_does_not_fit(monkeyp
     assert len(warnings) == 1 and "more than the 8 GB" in warnings[0]
 
 
-def test_plan_script_plans_with_assumed_tokens_when_the_dataset_cannot_be_read(monkeypatch, capsys):
-    hub = str(hub_files("Phi-3-vision-128k-instruct"))
+def test_plan_script_plans_offline_with_assumed_tokens_and_the_built_in_architecture(monkeypatch, capsys, tmp_path):
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    out = run_plan_script(
-        monkeypatch, capsys, "recipes/docvqa-full.yaml", "--model_name_or_path", hub, "--num_gpus", "4"
-    )
-    assert out.splitlines()[0].startswith("Dataset not read")
+    monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache: neither the dataset nor the config is there
+    out = run_plan_script(monkeypatch, capsys, "recipes/docvqa-full.yaml", "--num_gpus", "4")
+    lines = out.splitlines()
+    assert lines[0].startswith("Dataset not read")
+    assert lines[1].startswith("Config of microsoft/Phi-3-vision-128k-instruct not read")
+    assert f"parameters: {TOTAL:,} total" in out
     assert "2,443 assumed (the Phi-3 Cookbook's DocVQA average at num_crops 16)" in out
     assert "DeepSpeed ZeRO-2 on 4 GPUs (accelerate_configs/zero2.yaml)" in out
 

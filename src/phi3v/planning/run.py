@@ -6,6 +6,7 @@ from accelerate import PartialState
 from transformers import AutoConfig, PretrainedConfig, TrainingArguments
 
 from phi3v.inference.loading import is_adapter_dir, root_checkpoint
+from phi3v.modeling import Phi3VConfig
 from phi3v.training.configs import Phi3VModelConfig
 
 from .parallelism import detect_gpu, parallelism_from_environment
@@ -19,6 +20,19 @@ def model_config(model_args: Phi3VModelConfig) -> PretrainedConfig:
     if is_adapter_dir(path):
         path = model_args.base_model or root_checkpoint(path)
     return AutoConfig.from_pretrained(path, revision=model_args.model_revision)
+
+
+def model_config_or_default(model_args: Phi3VModelConfig) -> tuple[PretrainedConfig, str | None]:
+    """The checkpoint's config, or, when it cannot be read (a Hub id offline), the Phi-3-vision-128k-instruct
+    architecture (`Phi3VConfig()`'s defaults; Phi-3.5-vision-instruct has the same) and a note saying so."""
+    try:
+        return model_config(model_args), None
+    except (OSError, ValueError) as error:
+        note = (
+            f"Config of {model_args.model_name_or_path} not read ({type(error).__name__}); planning with the "
+            "Phi-3-vision architecture (Phi3VConfig defaults, 4,146,621,440 parameters)"
+        )
+        return Phi3VConfig(), note
 
 
 def print_run_plan(
