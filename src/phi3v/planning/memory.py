@@ -158,7 +158,8 @@ def estimate_memory(
     Weights: as loaded (DeepSpeed keeps a half-precision copy, FSDP2 under mixed precision an fp32 one), 4-bit layers
     at `NF4_BYTES_PER_PARAM`, LoRA adapters in fp32 (PEFT upcasts them); ZeRO-3 and FSDP shard them and gather two
     units at a time (the current and the prefetched). Gradients: DDP keeps `.grad` and its bucket copy; DeepSpeed a
-    half-precision partition, its fp32 copy for the step and the reduce bucket(s). Optimizer: AdamW's two moments,
+    half-precision partition, its fp32 copy for the step (both in CPU memory with the optimizer offloaded)
+    and the reduce bucket(s). Optimizer: AdamW's two moments,
     plus fp32 master weights under DeepSpeed (12 bytes per trainable parameter, sharded by ZeRO), plus the temporary
     of `torch.optim.AdamW`'s foreach step (the square root of the second moment).
 
@@ -180,7 +181,8 @@ def estimate_memory(
 
     trainable_base = params.trainable - params.lora
     if parallelism.deepspeed:
-        gradients = params.trainable * (2 + (0 if parallelism.offload_optimizer else 4)) / n
+        # With the optimizer offloaded, the gradient partitions go to CPU memory too (ZeRO-Offload).
+        gradients = 0.0 if parallelism.offload_optimizer else params.trainable * (2 + 4) / n
         buckets = 2 if parallelism.overlap_comm else 1
         gradients += min(parallelism.reduce_bucket, params.trainable) * 2 * buckets
         optimizer = 0.0 if parallelism.offload_optimizer else params.trainable * (12 + 4) / n
