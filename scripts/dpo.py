@@ -97,9 +97,13 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     ################
     processor = load_processor(model_args)
     collator = Phi3VPreferenceCollator(processor, max_length=training_args.max_length)
-    print_run_plan(model_args, training_args, splits[script_args.dataset_train_split], collator, preference=True)
+    plan = print_run_plan(
+        model_args, training_args, splits[script_args.dataset_train_split], collator, preference=True
+    )
     model = load_sft_model(model_args, training_args)
-    train_dataset = add_length_column(splits[script_args.dataset_train_split], collator, training_args.max_length)
+    train_dataset = add_length_column(
+        splits[script_args.dataset_train_split], collator, training_args.max_length, lengths=plan.tokens.lengths
+    )
     eval_dataset = None
     if use_eval:
         eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)

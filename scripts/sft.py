@@ -81,13 +81,15 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     ################
     processor = load_processor(model_args)
     collator = Phi3VSFTCollator(processor, training_args.max_length, to_conversation)
-    print_run_plan(model_args, training_args, splits[script_args.dataset_train_split], collator)
+    plan = print_run_plan(model_args, training_args, splits[script_args.dataset_train_split], collator)
     model = load_model(model_args, training_args)
 
     ################
     # Rows stay raw (images decode in the collator), with a `length` column for `group_by_length`
     ################
-    train_dataset = add_length_column(splits[script_args.dataset_train_split], collator, training_args.max_length)
+    train_dataset = add_length_column(
+        splits[script_args.dataset_train_split], collator, training_args.max_length, lengths=plan.tokens.lengths
+    )
     eval_dataset = None
     if use_eval:
         eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)

@@ -114,7 +114,10 @@ def test_token_stats_equal_the_collator_lengths_and_count_rows_over_max_length(t
     assert stats.quantile(0.95) <= max(lengths) and stats.quantile(1.0) == max(lengths)
     assert stats.over_max_length == sum(n > max_length for n in lengths) > 0
     assert stats.longest_kept == max_length
-    assert len(add_length_column(rows, collator, max_length)) == len(lengths) - stats.over_max_length
+    kept = add_length_column(rows, collator, max_length)
+    assert len(kept) == len(lengths) - stats.over_max_length
+    # sft.py hands the plan's lengths on, so the rows are counted once.
+    assert add_length_column(rows, collator, max_length, lengths=stats.lengths)["length"] == kept["length"]
 
 
 def test_assumed_tokens_follow_num_crops():

@@ -5,7 +5,7 @@ widths, heads, vocabulary) and the workload (tokens, crops, batch). The calibrat
 `CONTEXT_GB` and `FRAGMENTATION`; `docs/plan.md` holds the model against the Phi-3 Cookbook's eight A100 measurements.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from transformers import PretrainedConfig
 
@@ -158,10 +158,10 @@ def estimate_memory(
     Weights: as loaded (DeepSpeed keeps a half-precision copy, FSDP2 under mixed precision an fp32 one), 4-bit layers
     at `NF4_BYTES_PER_PARAM`, LoRA adapters in fp32 (PEFT upcasts them); ZeRO-3 and FSDP shard them and gather two
     units at a time (the current and the prefetched). Gradients: DDP keeps `.grad` and its bucket copy; DeepSpeed a
-    half-precision partition, its fp32 copy for the step (both in CPU memory with the optimizer offloaded)
-    and the reduce bucket(s). Optimizer: AdamW's two moments,
-    plus fp32 master weights under DeepSpeed (12 bytes per trainable parameter, sharded by ZeRO), plus the temporary
-    of `torch.optim.AdamW`'s foreach step (the square root of the second moment).
+    half-precision partition and its fp32 copy for the step (both in CPU memory with the optimizer offloaded), and
+    the reduce bucket(s). Optimizer: AdamW's two moments, plus fp32 master weights under DeepSpeed (12 bytes per
+    trainable parameter, sharded by ZeRO), plus the temporary of `torch.optim.AdamW`'s foreach step (the square root
+    of the second moment).
 
     Args:
         config ([`Phi3VConfig`]): the checkpoint's config.
@@ -196,12 +196,13 @@ def estimate_memory(
 
     if trainable_base:  # one layer's weight gradients, before DDP or DeepSpeed copies them into a bucket
         gradients += params.largest_unit * storage
-    residual = 4 if storage == 4 and not half_storage else 2
+    # fp32 weights under autocast keep an fp32 residual stream; DeepSpeed and FSDP2 compute in half precision.
+    residual = 4 if workload.load_bytes == 4 and parallelism.kind in ("single", "ddp") else 2
     activations = activation_bytes(config, params, workload, residual)
     options = {}
     for checkpointing in (True, False):
         for attention in ("flash_attention_2", "eager"):
-            option = Workload(**{**workload.__dict__, "checkpointing": checkpointing, "attention": attention})
+            option = replace(workload, checkpointing=checkpointing, attention=attention)
             label = f"{'flash' if attention != 'eager' else 'eager'}, {'' if checkpointing else 'no '}checkpointing"
             options[label] = activation_bytes(config, params, option, residual) / 1e9
     return MemoryPlan(

@@ -46,11 +46,6 @@ class Parallelism:
     def deepspeed(self) -> bool:
         return self.kind in ("zero2", "zero3")
 
-    @property
-    def shards(self) -> int:
-        """Ranks the optimizer states are split over (1 without sharding)."""
-        return self.num_gpus if self.kind in ("zero2", "zero3", "fsdp") else 1
-
     def describe(self) -> str:
         names = {
             "single": "one GPU",
