@@ -39,6 +39,7 @@ from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.inference.items import preference_items
 from phi3v.inference.loading import check_model_path
+from phi3v.planning import print_run_plan
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import TaskConfig, load_task_config
 from phi3v.training import (
@@ -96,9 +97,14 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # SFT model (the policy's start and the reference), processor and collator
     ################
     processor = load_processor(model_args)
-    model = load_sft_model(model_args, training_args)
     collator = Phi3VPreferenceCollator(processor, max_length=training_args.max_length)
-    train_dataset = add_length_column(splits[script_args.dataset_train_split], collator, training_args.max_length)
+    plan = print_run_plan(
+        model_args, training_args, splits[script_args.dataset_train_split], collator, preference=True
+    )
+    model = load_sft_model(model_args, training_args)
+    train_dataset = add_length_column(
+        splits[script_args.dataset_train_split], collator, training_args.max_length, lengths=plan.tokens.lengths
+    )
     eval_dataset = None
     if use_eval:
         eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)
