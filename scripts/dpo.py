@@ -40,6 +40,7 @@ from phi3v.data.loading import load_splits
 from phi3v.errors import DataError, run_script
 from phi3v.inference.items import preference_items
 from phi3v.inference.loading import check_model_path
+from phi3v.planning import print_run_plan
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import TaskConfig, load_task_config
 from phi3v.training import (
@@ -103,9 +104,14 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # SFT model (the policy's start and the reference), processor and collator
     ################
     processor = load_processor(model_args)
-    model = load_sft_model(model_args, training_args)
     collator = Phi3VPreferenceCollator(processor, max_length=training_args.max_length)
-    train_dataset = add_length_column(splits[script_args.dataset_train_split], collator, training_args.max_length)
+    plan = print_run_plan(
+        model_args, training_args, splits[script_args.dataset_train_split], collator, preference=True
+    )
+    model = load_sft_model(model_args, training_args)
+    train_dataset = add_length_column(
+        splits[script_args.dataset_train_split], collator, training_args.max_length, lengths=plan.tokens.lengths
+    )
     eval_dataset = None
     if use_eval:
         eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)
@@ -116,13 +122,19 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     training_args.remove_unused_columns = False  # the collator reads `images`, `prompt`, `chosen` and `rejected`
     callbacks, generation_validation = [], None
     template = AnswerTemplate(task_config.answer_template) if task_config.task == "catalogue" else None
-    if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
-        pairs = undecoded(eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset)))))
-        callbacks.append(PredictionsTableCallback(processor, preference_items(pairs), template))
     if eval_dataset is not None and script_args.eval_generations > 0:
         # The answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
         pairs = undecoded(eval_dataset.select(range(min(script_args.eval_generations, len(eval_dataset)))))
         generation_validation = GenerationValidation(processor, preference_items(pairs), template)
+    if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
+        count = min(script_args.eval_predictions, len(eval_dataset))
+        if generation_validation is not None and count <= len(generation_validation.items):
+            # The table shows the first of the answers validation generated: nothing is generated twice.
+            items = generation_validation.items[:count]
+            callbacks.append(PredictionsTableCallback(processor, items, template, validation=generation_validation))
+        else:
+            pairs = undecoded(eval_dataset.select(range(count)))
+            callbacks.append(PredictionsTableCallback(processor, preference_items(pairs), template))
     # Without LoRA the reference is a frozen second copy of the SFT model, loaded as the policy was: TRL would load it
     # from the path itself, which fails for an architecture outside transformers (and for an SFT adapter directory).
     ref_model = None if model_args.use_peft else load_sft_model(model_args, training_args)

@@ -28,6 +28,10 @@ Several models in one report, on 8 GPUs, logged to W&B (project and entity from 
 Writes `metrics.json`, `predictions.jsonl`, `report.md` (and `price_scatter_*.png` for a catalogue) to `--output_dir`
 (described in `phi3v.evaluation.results`) and `report.html` (`phi3v.evaluation.html_report`: the table, the plots and
 a gallery of the photos with every answer, worst first, in one file), then prints the report table.
+
+A QLoRA adapter is evaluated on its base quantised to 4-bit as in training (bitsandbytes, on CPU too): the settings
+are read from `base_quantization_config.json` beside it; `--load_in_4bit false` evaluates it on the full-precision
+base instead, a model it did not train as.
 """
 
 import argparse
@@ -42,7 +46,7 @@ import torch
 from accelerate import Accelerator
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, check_local_path, positive_int, torch_device
+from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, auto_bool, check_local_path, positive_int, torch_device
 from phi3v.data.formats import FORMATS
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
@@ -141,7 +145,9 @@ def main(args: argparse.Namespace) -> None:
     answers = {}
     for name, path in models.items():
         accelerator.print(f"Loading {name} from {path}")
-        model, processor = load_for_inference(path, args.base_model, args.dtype, device, args.attn_implementation)
+        model, processor = load_for_inference(
+            path, args.base_model, args.dtype, device, args.attn_implementation, load_in_4bit=args.load_in_4bit
+        )
         prompts = [build_prompt(processor, item["prompt"]) for item in items]
         answers[name] = generate(model, processor, prompts, images, description=name)
         if args.blank_control:
@@ -241,6 +247,15 @@ def make_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=DTYPES,
         help="Weight dtype; `auto` keeps the checkpoint's.",
+    )
+    parser.add_argument(
+        "--load_in_4bit",
+        type=auto_bool,
+        default=None,
+        metavar="{auto,true,false}",
+        help="`auto` (default): a QLoRA adapter's base is quantised to 4-bit as in training "
+        "(base_quantization_config.json), any other model loads in full precision; `true` quantises every base "
+        "(NF4 unless recorded); `false` loads full-precision bases, which a QLoRA adapter did not train on.",
     )
     parser.add_argument(
         "--device",

@@ -9,13 +9,19 @@ Run as:
 The output has the base's `config.json` keys and tensor names, the processor, and the base's remote-code files, so it
 loads with `AutoModelForCausalLM.from_pretrained` (after `import phi3v`), with `trust_remote_code=True`, and in vLLM.
 The script checks the layout against the base's and fails if they differ.
+
+A QLoRA adapter (trained on a 4-bit base) is merged into the dequantised 4-bit base by default: the output is a
+full-precision checkpoint equal to the 4-bit base + adapter up to float error, not the original base + adapter
+(`phi3v.inference.merge`). `--load_in_4bit false` merges it into the original full-precision weights instead.
 """
 
 import argparse
 
+from phi3v.checks import auto_bool
 from phi3v.errors import UsageError, run_script, usage_errors
 from phi3v.inference.loading import adapter_base_model, check_model_path, is_adapter_dir, root_checkpoint
 from phi3v.inference.merge import layout_differences, local_checkpoint_dir, merge_lora
+from phi3v.inference.quantization import recorded_base_quantization
 from phi3v.outputs import prepare_output_dir
 
 
@@ -28,9 +34,16 @@ def main(args: argparse.Namespace) -> None:
         )
     base = adapter_base_model(args.adapter, args.base_model)
     prepare_output_dir(args.output_dir, inputs=[args.adapter, base], kind="model", written_by="scripts/merge_lora.py")
-    print(f"Merging {args.adapter} into {base}")
+    recorded = recorded_base_quantization(args.adapter) is not None
+    dequantised = args.load_in_4bit or (args.load_in_4bit is None and recorded)
+    print(f"Merging {args.adapter} into {base}" + (", quantised to 4-bit then dequantised" if dequantised else ""))
     output_dir = merge_lora(
-        args.adapter, args.output_dir, base_model=base, dtype=args.dtype, max_shard_size=args.max_shard_size
+        args.adapter,
+        args.output_dir,
+        base_model=base,
+        dtype=args.dtype,
+        max_shard_size=args.max_shard_size,
+        load_in_4bit=args.load_in_4bit,
     )
     checkpoint = root_checkpoint(base)  # the full checkpoint under a chain of adapters (DPO over SFT)
     differences = layout_differences(local_checkpoint_dir(checkpoint), output_dir)
@@ -53,6 +66,15 @@ def make_parser() -> argparse.ArgumentParser:
         default="auto",
         choices=["auto", "float32", "bfloat16", "float16"],
         help="dtype of the saved weights; `auto` keeps the base's. The merge itself is computed in float32.",
+    )
+    parser.add_argument(
+        "--load_in_4bit",
+        type=auto_bool,
+        default=None,
+        metavar="{auto,true,false}",
+        help="`auto` (default): merge into the base as the adapter trained on it (a QLoRA adapter: the dequantised "
+        "4-bit base, settings from base_quantization_config.json); `true`: the dequantised 4-bit base (NF4 unless "
+        "recorded); `false`: the original full-precision base.",
     )
     parser.add_argument("--max_shard_size", default="5GB", help="Largest safetensors shard (the Hub uses ~5GB).")
     return parser

@@ -36,6 +36,7 @@ from phi3v.data.loading import load_splits
 from phi3v.errors import run_script
 from phi3v.inference.items import catalogue_items, conversation_items
 from phi3v.inference.loading import check_model_path
+from phi3v.planning import print_run_plan
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.training import (
     Phi3VModelConfig,
@@ -87,13 +88,16 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     # Model, processor and collator
     ################
     processor = load_processor(model_args)
-    model = load_model(model_args, training_args)
     collator = Phi3VSFTCollator(processor, training_args.max_length, to_conversation)
+    plan = print_run_plan(model_args, training_args, splits[script_args.dataset_train_split], collator)
+    model = load_model(model_args, training_args)
 
     ################
     # Rows stay raw (images decode in the collator), with a `length` column for `group_by_length`
     ################
-    train_dataset = add_length_column(splits[script_args.dataset_train_split], collator, training_args.max_length)
+    train_dataset = add_length_column(
+        splits[script_args.dataset_train_split], collator, training_args.max_length, lengths=plan.tokens.lengths
+    )
     eval_dataset = None
     if use_eval:
         eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)

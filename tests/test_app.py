@@ -17,7 +17,7 @@ from phi3v.app.answers import (
     table_headers,
     true_answer,
 )
-from phi3v.app.photos import PhotoError, open_photo
+from phi3v.app.photos import MAX_PIXELS, PhotoError, open_photo
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import parse_model_specs
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, prompt_messages
@@ -73,6 +73,20 @@ def test_open_photo_limit_is_a_parameter(tmp_path):
     with pytest.raises(PhotoError, match="the limit is 0 megapixels"):
         open_photo(path, max_pixels=399)
     assert open_photo(path, max_pixels=400).size == (20, 20)
+
+
+def test_an_upload_becomes_the_pixels_training_sees(tmp_path):
+    """A transparent PNG lands on white, as data preparation and the image processor convert it (not on black)."""
+    from phi3v.data.images import DEFAULT_MAX_PIXELS
+    from phi3v.modeling.image_processing_phi3_v import to_rgb_image
+
+    image = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
+    image.paste((200, 30, 40, 255), (8, 8, 24, 24))
+    image.save(tmp_path / "cutout.png")
+    photo = open_photo(tmp_path / "cutout.png")
+    assert photo.getpixel((0, 0)) == (255, 255, 255) and photo.getpixel((16, 16)) == (200, 30, 40)
+    assert list(photo.getdata()) == list(to_rgb_image(Image.open(tmp_path / "cutout.png")).getdata())
+    assert MAX_PIXELS == DEFAULT_MAX_PIXELS  # the app accepts what preparation accepts, no more
 
 
 def test_catalogue_rows_show_parsed_fields_only_for_a_complete_answer():

@@ -46,7 +46,7 @@ DOCUMENTS = MARKDOWN + DOCSTRING_FILES + RECIPE_FILES
 # Scripts parsed by TrlParser over these dataclasses (plus `--config`); the others are argparse scripts.
 TRL_SCRIPTS = {"scripts/sft.py": "SFTConfig", "scripts/dpo.py": "DPOConfig"}
 # Argparse scripts that pass the flags they do not know on to another script.
-PASSES_ON_TO = {"scripts/reproduce.py": "scripts/sft.py"}
+PASSES_ON_TO = {"scripts/reproduce.py": "scripts/sft.py", "scripts/plan.py": "scripts/sft.py"}
 
 # Commands that are not run here, by a substring of the command (matched whole: not followed by a word character or
 # a dash), with the reason. The first match wins.
@@ -81,6 +81,7 @@ NOT_RUN = {
     "scripts/dpo.py recipes/smoke-dpo.yaml": "DPO training on the demo's SFT model; tests/test_dpo.py runs it "
     "shortened",
     "wandb sync": "uploads offline runs to W&B (account and network)",
+    "scripts/plan.py": "reads the recipes of the checkout; tests/test_plan.py runs it on them, offline",
     "scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir": "a minute of CPU training and evaluation; "
     "tests/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
     "scripts/app.py": "serves a web page until stopped; tests/test_app_browser.py starts it on the tiny model and "

@@ -57,6 +57,7 @@ def smoke_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory) -> Path:
     overrides = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "15", "--save_steps", "15"]
     result = run(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
     assert f"saved to {output_dir}" in result.stdout
+    assert "Pre-flight plan:" in result.stdout  # printed before the model loads
     return output_dir
 
 

@@ -60,6 +60,14 @@ def positive_int(text: str) -> int:
     return value
 
 
+def auto_bool(text: str) -> bool | None:
+    """argparse type: `auto` (`None`: decide from what was saved), `true` or `false` (`--load_in_4bit`)."""
+    values = {"auto": None, "true": True, "false": False}
+    if text.lower() not in values:
+        raise argparse.ArgumentTypeError(f"expected auto, true or false, got {text!r}")
+    return values[text.lower()]
+
+
 def local_or_hub_path(text: str) -> str:
     """argparse type: a path that exists, or a Hub id; a local-looking path that does not exist is refused."""
     try:

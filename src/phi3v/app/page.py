@@ -67,7 +67,8 @@ def build_page(
         batch_size (`int`, *optional*, defaults to 8): photos per `generate` call.
         max_new_tokens (`int`, *optional*, defaults to 64): generation budget.
         num_crops (`int`, *optional*): overrides the processors' number of HD crops.
-        max_pixels (`int`, *optional*, defaults to 50,000,000): the largest photo accepted, in pixels.
+        max_pixels (`int`, *optional*, defaults to 40,000,000, data preparation's cap): the largest photo accepted, in
+            pixels.
         template ([`AnswerTemplate`], *optional*): the catalogue answer template the fields are read with.
 
     Returns:

@@ -18,8 +18,12 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from phi3v.data.images import DEFAULT_MAX_PIXELS
+from phi3v.modeling.image_processing_phi3_v import to_rgb_image
 
-MAX_PIXELS = 50_000_000  # 50 MP: any camera photo, far beyond what the model sees (a few 336 px crops)
+
+# The cap of data preparation: a photo the app accepts is one a prepared dataset could hold.
+MAX_PIXELS = DEFAULT_MAX_PIXELS
 
 
 class PhotoError(ValueError):
@@ -31,11 +35,12 @@ def open_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.I
 
     Args:
         path (`str` or `os.PathLike`): the uploaded file.
-        max_pixels (`int`, *optional*, defaults to 50,000,000): the largest width x height accepted, checked from
-            the header before any decoding.
+        max_pixels (`int`, *optional*, defaults to 40,000,000, data preparation's cap): the largest width x height
+            accepted, checked from the header before any decoding.
 
     Returns:
-        `PIL.Image.Image`: the decoded photo in RGB (the first frame of an animation; transparency dropped).
+        `PIL.Image.Image`: the decoded photo in RGB, converted as training converts it (`to_rgb_image`: the first
+            frame of an animation, EXIF rotation applied, transparency composited on white).
 
     Raises:
         `PhotoError`: when the file is not an image, is larger than `max_pixels`, or cannot be decoded.
@@ -47,7 +52,7 @@ def open_photo(path: str | os.PathLike, max_pixels: int = MAX_PIXELS) -> Image.I
             if width * height > max_pixels:
                 raise PhotoError(_too_large(name, width, height, max_pixels))
             image.load()
-            return image.convert("RGB")
+            return to_rgb_image(image)
     except PhotoError:
         raise
     except Image.DecompressionBombError:

@@ -6,6 +6,9 @@ the adapter's own `base_model_name_or_path`; the adapter is applied on top, unme
 first. The processor comes from the adapter directory when training saved one there (it may carry a
 changed `num_crops` or chat template), else from the base. Anything else is loaded as a full checkpoint.
 
+A QLoRA adapter (trained on a 4-bit base; `phi3v.inference.quantization`) gets its base quantised again with the
+recorded settings unless `load_in_4bit=False` asks for the full-precision weights, which are not what it trained on.
+
 Example:
 
 ```python
@@ -23,6 +26,7 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 
 from phi3v.checks import check_local_path, looks_like_local_path
 from phi3v.errors import MissingPathError, UsageError
+from phi3v.inference.quantization import base_quantization
 
 
 ADAPTER_CONFIG_NAME = "adapter_config.json"
@@ -134,6 +138,7 @@ def load_for_inference(
     dtype: str | torch.dtype = "auto",
     device: str | torch.device = "cpu",
     attn_implementation: str | None = None,
+    load_in_4bit: bool | None = None,
 ):
     """Loads a model and its processor for generation, in eval mode on `device`.
 
@@ -149,14 +154,24 @@ def load_for_inference(
             Where to put the model.
         attn_implementation (`str`, *optional*):
             `"sdpa"`, `"eager"` or `"flash_attention_2"`; defaults to transformers' choice (sdpa).
+        load_in_4bit (`bool`, *optional*):
+            `None` loads the base as it was trained: quantised with the recorded settings for a QLoRA adapter, full
+            precision otherwise. `True` quantises the base (or the checkpoint) to 4-bit (the recorded settings, else
+            NF4 computing in `dtype`); `False` loads full-precision weights.
 
     Returns:
         `tuple`: `(model, processor)`. For an adapter, `model` is a `PeftModel` whose `generate` and forward run
         base + adapter.
     """
     model_kwargs = {"dtype": dtype, "attn_implementation": attn_implementation}
+    base = adapter_base_model(path, base_model) if is_adapter_dir(path) else path
+    quantization = base_quantization(path, root_checkpoint(base), load_in_4bit, dtype)
+    if quantization is not None:
+        if is_adapter_dir(base):
+            raise ValueError(f"The base of {path} is itself an adapter ({base}): merge it before loading it in 4-bit.")
+        # k-bit weights are placed while they load and cannot be moved afterwards.
+        model_kwargs |= {"quantization_config": quantization, "device_map": {"": str(device)}}
     if is_adapter_dir(path):
-        base = adapter_base_model(path, base_model)
         model = load_merged(base, **model_kwargs)
         model = PeftModel.from_pretrained(model, path)
         processor = AutoProcessor.from_pretrained(path if has_processor_files(path) else base)
@@ -165,7 +180,8 @@ def load_for_inference(
             raise UsageError(f"{path} is not a LoRA adapter directory (no {ADAPTER_CONFIG_NAME}); drop base_model.")
         model = AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
         processor = AutoProcessor.from_pretrained(path)
-    model.to(device)
+    if quantization is None:
+        model.to(device)
     model.eval()
     return model, processor
 

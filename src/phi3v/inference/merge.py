@@ -7,6 +7,13 @@ copied along, so the result also loads with `trust_remote_code=True`, and vLLM s
 
 The merge is computed in float32 and the merged weights are then cast to the base's dtype once, so a bf16 base does
 not lose precision to a bf16 `W + BA`. For the 4.2B-parameter Phi-3-V that takes about 17 GB of CPU memory.
+
+A QLoRA adapter (`base_quantization_config.json` beside it, `phi3v.inference.quantization`) was fitted to the 4-bit
+base, so by default that is what it is merged into: the base is quantised again with the recorded settings and every
+`bnb.nn.Linear4bit` is dequantised into a plain float32 `nn.Linear` before the usual merge. The result is a
+full-precision checkpoint that equals the 4-bit base + adapter up to float error, and *not* the original base +
+adapter (the NF4 rounding of the base stays in it). `load_in_4bit=False` merges into the original weights instead.
+(PEFT's own `merge_and_unload` on a 4-bit model would re-quantise `W + BA` to 4 bits, losing most of the update.)
 """
 
 import json
@@ -17,7 +24,7 @@ import torch
 from huggingface_hub import snapshot_download
 from peft import PeftModel
 from safetensors import safe_open
-from transformers import AutoConfig, AutoProcessor
+from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
 from phi3v.inference.loading import (
     adapter_base_model,
@@ -26,6 +33,7 @@ from phi3v.inference.loading import (
     load_merged,
     root_checkpoint,
 )
+from phi3v.inference.quantization import base_quantization
 from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.outputs import user_entries
 
@@ -41,6 +49,7 @@ def merge_lora(
     base_model: str | None = None,
     dtype: str | torch.dtype = "auto",
     max_shard_size: str = "5GB",
+    load_in_4bit: bool | None = None,
 ) -> Path:
     """Merges `adapter_dir` into its base model and saves model, processor and remote code to `output_dir`.
 
@@ -52,6 +61,9 @@ def merge_lora(
             the base's (`torch_dtype` in its config).
         max_shard_size (`str`, *optional*, defaults to `"5GB"`): safetensors shard size (the Hub checkpoints use two
             shards of under 5 GB).
+        load_in_4bit (`bool`, *optional*): `None` merges into the base as the adapter was trained on it (the
+            dequantised 4-bit weights for a QLoRA adapter); `True` into the dequantised 4-bit base (the recorded
+            settings, else NF4); `False` into the full-precision base.
 
     Returns:
         `Path`: `output_dir`.
@@ -68,7 +80,11 @@ def merge_lora(
     elif isinstance(dtype, str):
         dtype = getattr(torch, dtype)
 
-    model = load_merged(base, dtype=torch.float32)
+    quantization = base_quantization(adapter_dir, checkpoint, load_in_4bit, dtype=torch.float32)
+    if quantization is None:
+        model = load_merged(base, dtype=torch.float32)
+    else:
+        model = load_dequantized(base, quantization)
     model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
     model.to(dtype)
     processor = AutoProcessor.from_pretrained(adapter_dir if has_processor_files(adapter_dir) else checkpoint)
@@ -79,6 +95,23 @@ def merge_lora(
     for source in local_checkpoint_dir(checkpoint).glob("*.py"):
         shutil.copy2(source, output_dir / source.name)
     return output_dir
+
+
+def load_dequantized(checkpoint: str | Path, quantization_config):
+    """`checkpoint` quantised with `quantization_config` (on CPU), then dequantised into float32 `nn.Linear` layers:
+    the weights a QLoRA adapter was trained on, in a model that merges and saves in full precision.
+
+    Args:
+        checkpoint (`str` or `Path`): a full checkpoint (not an adapter).
+        quantization_config ([`~transformers.BitsAndBytesConfig`]): the settings the adapter's base was trained with.
+    """
+    if is_adapter_dir(checkpoint):
+        raise ValueError(f"The base {checkpoint} is itself an adapter: merge it first, then merge onto the result.")
+    model = AutoModelForCausalLM.from_pretrained(
+        checkpoint, dtype=torch.float32, quantization_config=quantization_config, device_map={"": "cpu"}
+    )
+    # transformers' own dequantisation (bitsandbytes' `dequantize_4bit`), which also drops the quantisation config.
+    return model.dequantize(dtype=torch.float32)
 
 
 def local_checkpoint_dir(name_or_path: str | Path) -> Path:

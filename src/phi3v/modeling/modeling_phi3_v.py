@@ -113,7 +113,9 @@ class Phi3VImageEmbedding(nn.Module):
             global_grid = torch.cat([global_view, sub_gn.expand(g, 1, -1)], dim=1).flatten(0, 1)
             image_tokens.append(torch.cat([sub_grid, glb_gn, global_grid]))
         image_tokens = torch.cat(image_tokens)
-        projection_dtype = self.img_projection[0].weight.dtype
+        # A 4-bit projection (QLoRA) stores packed uint8 weights and casts its input to its compute dtype itself.
+        weight = self.img_projection[0].weight
+        projection_dtype = weight.dtype if weight.is_floating_point() else image_tokens.dtype
         return self.img_projection(image_tokens.to(projection_dtype))
 
 

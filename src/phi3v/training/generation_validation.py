@@ -71,8 +71,9 @@ class GenerationValidation:
         self.template = template
         self.batch_size = batch_size
         self.max_new_tokens = max_new_tokens
+        self.answers: list[str] | None = None  # the latest evaluation's, for the W&B table to show without generating
 
     def __call__(self, model) -> dict[str, float]:
         """The metrics of `model`'s greedy answers (the model is left in the mode it was in)."""
-        answers = answer_items(model, self.processor, self.items, self.batch_size, self.max_new_tokens)
-        return score_answers(answers, [item["references"] for item in self.items], self.template)
+        self.answers = answer_items(model, self.processor, self.items, self.batch_size, self.max_new_tokens)
+        return score_answers(self.answers, [item["references"] for item in self.items], self.template)

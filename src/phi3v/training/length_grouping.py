@@ -18,7 +18,11 @@ logger = logging.getLogger(__name__)
 
 
 def add_length_column(
-    dataset: datasets.Dataset, collator, max_length: int | None = None, column: str = "length"
+    dataset: datasets.Dataset,
+    collator,
+    max_length: int | None = None,
+    column: str = "length",
+    lengths: Sequence[int] | None = None,
 ) -> datasets.Dataset:
     """Adds each row's token count as `column` and drops the rows longer than `max_length`, logging how many.
 
@@ -33,8 +37,14 @@ def add_length_column(
         collator ([`Phi3VSFTCollator`] or [`Phi3VPreferenceCollator`]): gives each row's token count.
         max_length (`int`, *optional*): longest row kept, in tokens.
         column (`str`, *optional*, defaults to `"length"`): the column to write (`length_column_name`).
+        lengths (`Sequence[int]`, *optional*): each row's token count when already counted (the pre-flight plan
+            counts them before the model loads), so a large dataset is read once.
     """
-    lengths = [collator.sequence_length(row) for row in undecoded(dataset)]
+    if lengths is None:
+        lengths = [collator.sequence_length(row) for row in undecoded(dataset)]
+    elif len(lengths) != len(dataset):
+        raise ValueError(f"{len(lengths)} lengths for {len(dataset)} rows.")
+    lengths = list(lengths)
     dataset = dataset.add_column(column, lengths)
     if max_length is None:
         return dataset

@@ -7,6 +7,7 @@ transformers' Auto classes by `import phi3v`), so no `trust_remote_code` is invo
 import logging
 from dataclasses import replace
 
+import torch
 from accelerate import PartialState
 from peft import LoraConfig, PeftModel
 from torch import nn
@@ -15,6 +16,7 @@ from trl import get_peft_config, get_quantization_config
 
 from phi3v.errors import UsageError
 from phi3v.inference.loading import adapter_base_model, is_adapter_dir
+from phi3v.inference.quantization import recorded_base_quantization
 
 from .configs import Phi3VModelConfig
 from .lora_head import expose_merged_lora_head
@@ -57,9 +59,11 @@ def load_model(model_args: Phi3VModelConfig, training_args: TrainingArguments) -
     }
     quantization_config = get_quantization_config(model_args)
     if quantization_config is not None:
-        # Passing None would not be the same as leaving it out; k-bit weights go to this process's device.
+        # Passing None would not be the same as leaving it out; k-bit weights go to this process's device. On CPU
+        # that is "cpu": a bare process index means a CUDA device (bitsandbytes quantises on CPU as well).
         model_kwargs["quantization_config"] = quantization_config
-        model_kwargs["device_map"] = {"": PartialState().local_process_index}
+        on_cpu = training_args.use_cpu or not torch.cuda.is_available()
+        model_kwargs["device_map"] = {"": "cpu" if on_cpu else PartialState().local_process_index}
     model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **model_kwargs)
     model.freeze_unused_vision_parameters()
     freeze_parts(model, model_args)
@@ -158,6 +162,10 @@ def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArgument
         return load_model(model_args, training_args)
     if model_args.load_in_4bit or model_args.load_in_8bit:
         raise UsageError("Merge the SFT adapter first (scripts/merge_lora.py), then start QLoRA DPO from the merge.")
+    if recorded_base_quantization(path) is not None:  # merged below into the full-precision base it did not train on
+        raise UsageError(
+            f"{path} is a QLoRA adapter: merge it first (scripts/merge_lora.py), then DPO from the merge."
+        )
     base = adapter_base_model(path, model_args.base_model)
     logger.info(f"Merging the SFT adapter {path} into its base {base}")
     model = load_model(replace(model_args, model_name_or_path=base, use_peft=False), training_args)

@@ -7,6 +7,7 @@ from pathlib import Path
 from transformers import ProcessorMixin
 from trl import ScriptArguments
 
+from phi3v.inference.quantization import BASE_QUANTIZATION_NAME, save_base_quantization
 from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.tasks.config import TaskConfig
 
@@ -33,6 +34,13 @@ print(processor.decode(output[0, inputs["input_ids"].shape[1] :], skip_special_t
 
 or `python scripts/predict.py --model {path} photo.jpg`; `scripts/evaluate.py` reads `phi3v_task.json` (the task,
 dataset layout, question and answer template of the training run).
+"""
+
+QLORA_NOTE = f"""
+The adapter was trained on the base quantised to 4-bit (QLoRA; the settings are in `{BASE_QUANTIZATION_NAME}`).
+`scripts/evaluate.py`, `scripts/predict.py` and `scripts/merge_lora.py` quantise the base again the same way, so they
+run the model that was trained; `scripts/merge_lora.py` writes it out in full precision (the dequantised 4-bit base
+with the adapter merged in).
 """
 
 
@@ -63,6 +71,7 @@ def save_run(
         processor.save_pretrained(output_dir)
         model.generation_config.save_pretrained(output_dir)
         task_config.save(output_dir)
+        is_qlora = save_base_quantization(output_dir, model)  # evaluation and merging load the base the same way
         is_local_dataset = os.path.exists(script_args.dataset_name)  # the card links datasets to the Hub
         trainer.create_model_card(
             model_name=os.path.basename(os.path.normpath(output_dir)),
@@ -70,11 +79,13 @@ def save_run(
             tags=tags,
         )
         is_adapter = (Path(output_dir) / "adapter_config.json").is_file()
-        append_usage(output_dir, task_config, is_adapter, script=script)
+        append_usage(output_dir, task_config, is_adapter, script=script, is_qlora=is_qlora)
     trainer.accelerator.print(f"Model, processor, task config and model card saved to {output_dir}")
 
 
-def append_usage(output_dir: str, task_config: TaskConfig, is_adapter: bool, script: str = "sft.py") -> None:
+def append_usage(
+    output_dir: str, task_config: TaskConfig, is_adapter: bool, script: str = "sft.py", is_qlora: bool = False
+) -> None:
     """Appends the usage section to the `README.md` that `trainer.create_model_card` wrote in `output_dir`.
 
     Args:
@@ -82,6 +93,7 @@ def append_usage(output_dir: str, task_config: TaskConfig, is_adapter: bool, scr
         task_config ([`TaskConfig`]): what the model was trained for; its question goes into the example.
         is_adapter (`bool`): whether the directory holds a LoRA adapter (loaded over its base) or a full model.
         script (`str`, *optional*, defaults to `"sft.py"`): the training script.
+        is_qlora (`bool`, *optional*, defaults to `False`): whether the adapter trained on a 4-bit base (QLoRA).
     """
     card = Path(output_dir) / "README.md"
     kind = "LoRA adapter (its base model loads with it)" if is_adapter else "model"
@@ -91,3 +103,5 @@ def append_usage(output_dir: str, task_config: TaskConfig, is_adapter: bool, scr
                 kind=kind, path=output_dir, question=task_config.question, task=task_config.task, script=script
             )
         )
+        if is_qlora:
+            file.write(QLORA_NOTE)
