@@ -25,7 +25,9 @@ import torch
 from trl import SFTConfig, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.checks import positive_int
 from phi3v.data.loading import load_splits
+from phi3v.errors import UsageError, run_script, usage_errors
 from phi3v.planning.parallelism import Parallelism, detect_gpu, parallelism_from_config, with_gpus
 from phi3v.planning.plan import format_plan, make_plan
 from phi3v.planning.run import model_config_or_default
@@ -75,11 +77,15 @@ def main():
         epilog="Other flags: those of scripts/sft.py, overriding the recipe.",
     )
     parser.add_argument("--config_file", help="accelerate config; default: the recipe header's, else one GPU")
-    parser.add_argument("--num_gpus", type=int, help="data-parallel GPUs; default: the config's num_processes")
+    parser.add_argument(
+        "--num_gpus", type=positive_int, help="data-parallel GPUs; default: the config's num_processes"
+    )
     parser.add_argument("--gpu_memory", type=float, help="GB per GPU; default: the GPU torch sees, else 80")
     parser.add_argument("--gpu", help="GPU family for the peak FLOP/s (A100, H100, ...); default: the one seen")
     parser.add_argument("--tokens_per_sample", type=float, help="assume this length instead of reading the data")
-    plan_args, recipe_args = parser.parse_known_args()
+    plan_args, recipe_args = usage_errors(parser).parse_known_args()
+    if plan_args.gpu_memory is not None and plan_args.gpu_memory <= 0:
+        raise UsageError(f"--gpu_memory must be a positive number of GB, got {plan_args.gpu_memory}.")
     if not torch.cuda.is_available():
         recipe_args += CPU_OVERRIDES
     trl_parser = TrlParser((Phi3VScriptArguments, SFTConfig, Phi3VModelConfig))
@@ -98,4 +104,4 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)
