@@ -41,7 +41,7 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
@@ -49,7 +49,7 @@ from peft import get_peft_model
 from PIL import Image, ImageDraw
 from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 from transformers.utils import is_bitsandbytes_available, is_flash_attn_2_available
-from trl import SFTConfig, TrlParser
+from trl import SFTConfig, TrlParser, get_quantization_config
 
 from phi3v.data.conversations import from_docvqa
 from phi3v.modeling.image_features import count_image_tokens, crop_grid
@@ -59,7 +59,6 @@ from phi3v.training import (
     Phi3VScriptArguments,
     Phi3VSFTCollator,
     freeze_parts,
-    load_model,
     lora_config,
 )
 from phi3v.training.cli import parse_recipe
@@ -118,29 +117,32 @@ def build_model(
         model = AutoModelForCausalLM.from_config(config, dtype=dtype, attn_implementation=attn)
     quantised = model_args.load_in_4bit or model_args.load_in_8bit
     if quantised:
-        # bitsandbytes quantises while loading: the random weights go through a checkpoint and the recipe's loader.
+        # bitsandbytes quantises while loading, so the random weights go through a checkpoint; loaded as `load_model`
+        # loads, but onto this device (its device map names a GPU, which the CPU run has not).
         with tempfile.TemporaryDirectory() as checkpoint:
             model.save_pretrained(checkpoint)
-            model = load_model(
-                replace(model_args, model_name_or_path=checkpoint, attn_implementation=attn), training_args
+            model = AutoModelForCausalLM.from_pretrained(
+                checkpoint,
+                dtype=dtype,
+                attn_implementation=attn,
+                use_cache=config.use_cache,
+                quantization_config=get_quantization_config(model_args),
+                device_map={"": device},
             )
-    else:
-        model.freeze_unused_vision_parameters()
-        freeze_parts(model, model_args)
+    model.freeze_unused_vision_parameters()
+    freeze_parts(model, model_args)
     tower = model.model.vision_embed_tokens.img_processor.vision_model
     unused = {id(parameter) for parameter in tower.unused_parameters(config.image_feature_layer)}
     if training_args.activation_checkpointing:
-        model.gradient_checkpointing_enable(
-            gradient_checkpointing_kwargs=training_args.activation_checkpointing_kwargs
+        # Also makes the embeddings' output require grad, which LoRA under checkpointing needs (as TRL ensures).
+        model.activation_checkpointing_enable(
+            activation_checkpointing_kwargs=training_args.activation_checkpointing_kwargs
         )
     peft_config = lora_config(model_args, model)
     if peft_config is not None:
-        # As TRL's SFTTrainer: the LoRA model, input gradients under checkpointing, bf16 adapters on a k-bit base.
         model = get_peft_model(model, peft_config)
-        if training_args.activation_checkpointing:
-            model.enable_input_require_grads()
         for parameter in model.parameters():
-            if quantised and parameter.requires_grad:
+            if quantised and parameter.requires_grad:  # as TRL's SFTTrainer: bf16 adapters on a k-bit base
                 parameter.data = parameter.data.to(torch.bfloat16)
     counts = {"vision": [0, 0], "projector": [0, 0], "language": [0, 0]}
     for name, parameter in model.named_parameters():
@@ -156,21 +158,17 @@ def build_model(
 def model_flops(batch: dict, counts: dict, config) -> float:
     """The model FLOPs of one forward and backward of `batch` (the formula of the module docstring)."""
     vision = config.vision_tower_config()
-    grid = vision.image_size // vision.patch_size
+    grid, layers = vision.image_size // vision.patch_size, config.image_feature_layer % (vision.num_hidden_layers + 1)
     grids = [crop_grid(h, w, vision.image_size) for h, w in batch["image_sizes"].tolist()]
-    crops = sum(1 + rows * cols for rows, cols in grids)
+    crops, patches = sum(1 + rows * cols for rows, cols in grids), grid**2 + 1
     lengths = batch["attention_mask"].sum(dim=1).double()
     tokens = {
-        "vision": crops * (grid**2 + 1),
-        "projector": sum(count_image_tokens(r, c, 1, grid // 2) for r, c in grids),
+        "vision": crops * patches,
+        "projector": sum(count_image_tokens(rows, cols, 1, grid // 2) for rows, cols in grids),
         "language": float(lengths.sum()),
     }
-    attention = {  # L * d * s^2, summed over sequences (CLIP: crops; language model: rows, causal so halved)
-        "vision": config.image_feature_layer
-        % (vision.num_hidden_layers + 1)
-        * vision.hidden_size
-        * crops
-        * (grid**2 + 1) ** 2,
+    attention = {  # L * d * s^2 summed over sequences (CLIP: crops); the language model's is causal, so halved
+        "vision": layers * vision.hidden_size * crops * patches**2,
         "projector": 0,
         "language": config.num_hidden_layers * config.hidden_size * float((lengths**2).sum()) / 2,
     }
@@ -215,6 +213,11 @@ def plan_prediction(model_args: Phi3VModelConfig, training_args: SFTConfig, conf
     raise NotImplementedError("--plan needs phi3v.training.plan, which is not merged into this branch yet.")
 
 
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":  # the clock must not stop before the queued kernels have run
+        torch.cuda.synchronize(device)
+
+
 def run(model, batches: list[dict], training_args: SFTConfig, device: torch.device, warmup: int) -> float:
     """Runs `warmup` then `len(batches) // accumulation - warmup` optimizer steps; the seconds of the timed ones."""
     trainable = [parameter for parameter in model.parameters() if parameter.requires_grad]
@@ -229,7 +232,7 @@ def run(model, batches: list[dict], training_args: SFTConfig, device: torch.devi
     accumulation, start = training_args.gradient_accumulation_steps, 0.0
     for step in range(len(batches) // accumulation):
         if step == warmup:
-            torch.cuda.synchronize(device) if device.type == "cuda" else None
+            synchronize(device)
             start = time.perf_counter()
         for batch in batches[step * accumulation : (step + 1) * accumulation]:
             loss = model(**{k: v.to(device) for k, v in batch.items()}).loss / accumulation
@@ -237,7 +240,7 @@ def run(model, batches: list[dict], training_args: SFTConfig, device: torch.devi
         torch.nn.utils.clip_grad_norm_(trainable, training_args.max_grad_norm)
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
-    torch.cuda.synchronize(device) if device.type == "cuda" else None
+    synchronize(device)
     return time.perf_counter() - start
 
 
@@ -305,7 +308,7 @@ def main(argv: list[str] | None = None) -> dict:
         "notes": notes,
         "skipped": None,
     }
-    if model_args.load_in_4bit and not is_bitsandbytes_available():
+    if (model_args.load_in_4bit or model_args.load_in_8bit) and not is_bitsandbytes_available():
         result["skipped"] = "skipped: bitsandbytes not installed"
     else:
         batch_size, accumulation = training_args.per_device_train_batch_size, training_args.gradient_accumulation_steps
