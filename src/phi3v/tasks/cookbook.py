@@ -231,6 +231,8 @@ class PublishedThroughput:
         flash_attention (`bool`): Whether the row ran with flash-attention 2.
         images_per_second (`float`): Training throughput over the 8 GPUs.
         memory_gb (`float`): Peak GPU memory per GPU, in GB.
+        gpus, hardware, num_crops, tokens_per_sequence, per_device_batch: The measurement's conditions, the same for
+            every row.
     """
 
     method: str
