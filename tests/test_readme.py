@@ -44,7 +44,13 @@ RECIPE_FILES = sorted(str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / 
 DOCUMENTS = MARKDOWN + DOCSTRING_FILES + RECIPE_FILES
 
 # Scripts parsed by TrlParser over these dataclasses (plus `--config`); the others are argparse scripts.
-TRL_SCRIPTS = {"scripts/sft.py": "SFTConfig", "scripts/dpo.py": "DPOConfig"}
+TRL_SCRIPTS = {
+    "scripts/sft.py": "SFTConfig",
+    "scripts/dpo.py": "DPOConfig",
+    "benchmarks/recipe_throughput.py": "SFTConfig",
+}
+# A dataclass of its own that a TrlParser script parses too, by name in the script.
+TRL_SCRIPT_ARGUMENTS = {"benchmarks/recipe_throughput.py": "BenchmarkArguments"}
 # Argparse scripts that pass the flags they do not know on to another script.
 PASSES_ON_TO = {"scripts/reproduce.py": "scripts/sft.py", "scripts/plan.py": "scripts/sft.py"}
 
@@ -84,6 +90,8 @@ NOT_RUN = {
     "scripts/plan.py": "reads the recipes of the checkout; tests/test_plan.py runs it on them, offline",
     "scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir": "a minute of CPU training and evaluation; "
     "tests/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
+    "benchmarks/recipe_throughput.py": "training steps of a recipe, sized for a GPU; "
+    "tests/test_benchmark_throughput.py runs it at tiny size on CPU",
     "scripts/app.py": "serves a web page until stopped; tests/test_app_browser.py starts it on the tiny model and "
     "drives it in headless Chromium",
 }
@@ -336,6 +344,8 @@ def accepted_flags(script: str) -> frozenset[str]:
         from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments
 
         classes = (Phi3VScriptArguments, getattr(trl, TRL_SCRIPTS[script]), Phi3VModelConfig)
+        if script in TRL_SCRIPT_ARGUMENTS:
+            classes += (runpy.run_path(str(REPO_ROOT / script))[TRL_SCRIPT_ARGUMENTS[script]],)
         names = {field.name for cls in classes for field in dataclasses.fields(cls)} | {"config", "help"}
         return frozenset({f"--{name}" for name in names} | {f"--no_{name}" for name in names})
     # argparse: the option strings of the "options:" section (the description before it quotes example commands).

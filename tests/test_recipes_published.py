@@ -8,7 +8,7 @@ import pytest
 import yaml
 from trl import SFTConfig, TrlParser
 
-from phi3v.tasks import COOKBOOK_LORA_TARGETS, PUBLISHED, TASKS
+from phi3v.tasks import COOKBOOK_LORA_TARGETS, PUBLISHED, PUBLISHED_THROUGHPUT, TASKS
 from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, lora_config, parse_recipe
 
 
@@ -143,3 +143,15 @@ def test_published_readme_agrees_with_the_table():
         assert reproduced == ""  # filled in only from a real run
         assert f"python scripts/reproduce.py recipes/{row.recipe}" in command
         assert f"accelerate_configs/{'multi_gpu' if row.lora_r else 'zero2'}.yaml" in command
+
+
+def test_recipe_comments_quote_the_cookbook_throughput_table():
+    """A published recipe's time estimate and memory note quote the FA2 row of its method in `PUBLISHED_THROUGHPUT`,
+    the figures `benchmarks/recipe_throughput.py` compares with."""
+    for row in PUBLISHED:
+        comments = " ".join(
+            line.lstrip("# ") for line in (RECIPES / row.recipe).read_text().splitlines() if line.startswith("#")
+        )
+        figures = next(r for r in PUBLISHED_THROUGHPUT if r.method == row.method and r.flash_attention)
+        assert f"({figures.images_per_second} images/s, measured on DocVQA at num_crops 16" in comments, row.recipe
+        assert f"(~{figures.memory_gb} GB per GPU in the Cookbook's measurements)" in comments, row.recipe

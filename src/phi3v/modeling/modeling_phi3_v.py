@@ -113,9 +113,8 @@ class Phi3VImageEmbedding(nn.Module):
             global_grid = torch.cat([global_view, sub_gn.expand(g, 1, -1)], dim=1).flatten(0, 1)
             image_tokens.append(torch.cat([sub_grid, glb_gn, global_grid]))
         image_tokens = torch.cat(image_tokens)
-        # A 4-bit projection (QLoRA) stores packed uint8 weights and casts its input to its compute dtype itself.
-        weight = self.img_projection[0].weight
-        projection_dtype = weight.dtype if weight.is_floating_point() else image_tokens.dtype
+        # The bias, as the official code reads: a 4-bit (QLoRA) weight is stored as uint8, its bias is not.
+        projection_dtype = self.img_projection[0].bias.dtype
         return self.img_projection(image_tokens.to(projection_dtype))
 
 

@@ -3,9 +3,11 @@
 from .cookbook import (
     COOKBOOK_LORA_TARGETS,
     PUBLISHED,
+    PUBLISHED_THROUGHPUT,
     TASKS,
     DataSource,
     PublishedResult,
+    PublishedThroughput,
     Task,
     anls,
     cookbook_accuracy,
@@ -15,9 +17,11 @@ from .cookbook import (
 __all__ = [
     "COOKBOOK_LORA_TARGETS",
     "PUBLISHED",
+    "PUBLISHED_THROUGHPUT",
     "TASKS",
     "DataSource",
     "PublishedResult",
+    "PublishedThroughput",
     "Task",
     "anls",
     "cookbook_accuracy",

@@ -219,3 +219,42 @@ PUBLISHED = [
     PublishedResult("nlvr2-phi3.5-frozen-vision.yaml", "nlvr2", PHI35_VISION, "frozen-vision", 89.20, 2e-5, 2),
 ]
 # fmt: on
+
+
+@dataclass(frozen=True)
+class PublishedThroughput:
+    """One row of the Cookbook's training-throughput table (FineTuning_Vision.md): Phi-3-vision-128k-instruct on
+    DocVQA at `num_crops=16` (about 2,443 tokens per sequence), one sequence per GPU, 8xA100-80GB, bf16.
+
+    Args:
+        method (`str`): `full`, `frozen-vision`, `lora` or `qlora`, as [`PublishedResult`].
+        flash_attention (`bool`): Whether the row ran with flash-attention 2.
+        images_per_second (`float`): Training throughput over the 8 GPUs.
+        memory_gb (`float`): Peak GPU memory per GPU, in GB.
+        gpus, hardware, num_crops, tokens_per_sequence, per_device_batch: The measurement's conditions, the same for
+            every row.
+    """
+
+    method: str
+    flash_attention: bool
+    images_per_second: float
+    memory_gb: float
+    gpus: int = 8
+    hardware: str = "8xA100-80GB"
+    num_crops: int = 16
+    tokens_per_sequence: int = 2443
+    per_device_batch: int = 1
+
+    @property
+    def images_per_second_per_gpu(self) -> float:
+        return self.images_per_second / self.gpus
+
+
+# fmt: off
+PUBLISHED_THROUGHPUT = [
+    PublishedThroughput("full", False, 5.041, 42), PublishedThroughput("full", True, 8.657, 36),
+    PublishedThroughput("frozen-vision", False, 17.578, 29), PublishedThroughput("frozen-vision", True, 31.736, 27),
+    PublishedThroughput("lora", False, 5.591, 50), PublishedThroughput("lora", True, 12.127, 16),
+    PublishedThroughput("qlora", False, 4.831, 32), PublishedThroughput("qlora", True, 10.545, 10),
+]
+# fmt: on
