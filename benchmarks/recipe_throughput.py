@@ -48,7 +48,7 @@ import resource
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -60,6 +60,9 @@ from trl import SFTConfig, TrlParser, get_quantization_config
 
 from phi3v.data.conversations import from_docvqa
 from phi3v.modeling.image_features import count_image_tokens, crop_grid
+from phi3v.planning.parallelism import Parallelism, detect_gpu
+from phi3v.planning.plan import make_plan
+from phi3v.planning.tokens import TokenStats
 from phi3v.tasks import PUBLISHED_THROUGHPUT
 from phi3v.training import (
     Phi3VModelConfig,
@@ -212,12 +215,26 @@ def peak_memory_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux: the process's peak RSS
 
 
-def plan_prediction(model_args: Phi3VModelConfig, training_args: SFTConfig, config) -> dict:
-    """The plan's prediction for this run: `{"images_per_second": per GPU, "peak_memory_gib": per GPU}`.
+def plan_prediction(
+    model_args: Phi3VModelConfig, training_args: SFTConfig, config, attn: str, tokens_per_sequence: float
+) -> dict:
+    """The plan's prediction for this run (`phi3v.planning`): one GPU, the benchmark's measured tokens per sequence
+    and attention, `{"images_per_second": ..., "peak_memory_gib": ...}`.
 
-    TODO(lead): wire `phi3v.training.plan` here once merged; this is the benchmark's only call into the plan.
+    Args:
+        model_args ([`Phi3VModelConfig`]), training_args ([`~trl.SFTConfig`]): the recipe.
+        config ([`Phi3VConfig`]): the model's config.
+        attn (`str`): the attention implementation the benchmark ran.
+        tokens_per_sequence (`float`): the measured average length.
     """
-    raise NotImplementedError("--plan needs phi3v.training.plan, which is not merged into this branch yet.")
+    tokens = TokenStats([tokens_per_sequence], training_args.max_length, "benchmark inputs", assumed=True)
+    planned_args = replace(model_args, attn_implementation=attn)
+    plan = make_plan(config, planned_args, training_args, tokens, Parallelism(), detect_gpu())
+    return {
+        "images_per_second": plan.throughput.sequences_per_second,
+        "peak_memory_gib": plan.memory.total * 1e9 / 2**30,
+        "gpu": plan.gpu.name,
+    }
 
 
 def synchronize(device: torch.device) -> None:
@@ -310,8 +327,7 @@ def main(argv: list[str] | None = None) -> dict:
         "cookbook": None
         if cookbook is None
         else {**asdict(cookbook), "images_per_second_per_gpu": cookbook.images_per_second_per_gpu},
-        # The one call into the plan: filled only with --plan.
-        "plan": plan_prediction(model_args, training_args, config) if bench.plan else None,
+        "plan": None,  # filled after the measurement with --plan, at the measured tokens per sequence
         "notes": notes,
         "skipped": None,
     }
@@ -349,6 +365,8 @@ def main(argv: list[str] | None = None) -> dict:
                 f"{result['tokens_per_sequence']:.0f} tokens per sequence against the Cookbook's "
                 f"{cookbook.tokens_per_sequence}: compare tokens/s and MFU rather than images/s."
             )
+    if bench.plan and "tokens_per_sequence" in result:
+        result["plan"] = plan_prediction(model_args, training_args, config, attn, result["tokens_per_sequence"])
     print(table(result))
     if bench.output is not None:
         Path(bench.output).write_text(json.dumps(result, indent=2) + "\n")
