@@ -86,6 +86,8 @@ NOT_RUN = {
     "scripts/sft.py --config recipes/smoke.yaml": "CPU training; tests/test_sft_smoke.py runs the smoke recipe",
     "scripts/dpo.py recipes/smoke-dpo.yaml": "DPO training on the demo's SFT model; tests/test_dpo.py runs it "
     "shortened",
+    "--check_only true": "a recipe's trainer built on its real checkpoint (named RECIPE in the text); "
+    "tests/test_reproduce.py runs it before a reproduction",
     "wandb sync": "uploads offline runs to W&B (account and network)",
     "scripts/plan.py": "reads the recipes of the checkout; tests/test_plan.py runs it on them, offline",
     "scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir": "a minute of CPU training and evaluation; "
