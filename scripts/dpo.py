@@ -36,7 +36,6 @@ from trl import DPOConfig, TrlParser
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
-from phi3v.data.loading import load_splits
 from phi3v.errors import DataError, run_script
 from phi3v.inference.items import preference_items
 from phi3v.inference.loading import check_model_path
@@ -52,6 +51,7 @@ from phi3v.training import (
     PredictionsTableCallback,
     add_length_column,
     load_processor,
+    load_run_splits,
     load_sft_model,
     lora_config,
     parse_recipe,
@@ -81,16 +81,8 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     ################
     # Preference pairs: checked before the model loads
     ################
-    use_eval = training_args.eval_strategy != "no"
-    split_names = [script_args.dataset_train_split] + ([script_args.dataset_test_split] if use_eval else [])
-    splits = load_splits(
-        script_args.dataset_name,
-        split_names,
-        script_args.dataset_config,
-        script_args.image_folder,
-        script_args.allow_local_paths,
-    )
-    columns = splits[script_args.dataset_train_split].column_names
+    train_rows, eval_rows = load_run_splits(script_args, training_args)
+    columns = train_rows.column_names
     if not PAIR_COLUMNS <= set(columns):
         raise DataError(
             f"{script_args.dataset_name} has columns {sorted(columns)}, not preference pairs ({sorted(PAIR_COLUMNS)} "
@@ -105,16 +97,12 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     ################
     processor = load_processor(model_args)
     collator = Phi3VPreferenceCollator(processor, max_length=training_args.max_length)
-    plan = print_run_plan(
-        model_args, training_args, splits[script_args.dataset_train_split], collator, preference=True
-    )
+    plan = print_run_plan(model_args, training_args, train_rows, collator, preference=True)
     model = load_sft_model(model_args, training_args)
-    train_dataset = add_length_column(
-        splits[script_args.dataset_train_split], collator, training_args.max_length, lengths=plan.tokens.lengths
-    )
+    train_dataset = add_length_column(train_rows, collator, training_args.max_length, lengths=plan.tokens.lengths)
     eval_dataset = None
-    if use_eval:
-        eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)
+    if eval_rows is not None:
+        eval_dataset = add_length_column(eval_rows, collator, training_args.max_length)
 
     ################
     # Trainer

@@ -32,7 +32,6 @@ from trl import SFTConfig, SFTTrainer, TrlParser
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
-from phi3v.data.loading import load_splits
 from phi3v.errors import run_script
 from phi3v.inference.items import catalogue_items, conversation_items
 from phi3v.inference.loading import check_model_path
@@ -46,6 +45,7 @@ from phi3v.training import (
     add_length_column,
     load_model,
     load_processor,
+    load_run_splits,
     lora_config,
     parse_recipe,
     report_check,
@@ -73,34 +73,24 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     ################
     # Dataset and task: checked before the model loads
     ################
-    use_eval = training_args.eval_strategy != "no"
-    split_names = [script_args.dataset_train_split] + ([script_args.dataset_test_split] if use_eval else [])
-    splits = load_splits(
-        script_args.dataset_name,
-        split_names,
-        script_args.dataset_config,
-        script_args.image_folder,
-        script_args.allow_local_paths,
-    )
-    task_config, to_conversation = training_task(script_args, splits[script_args.dataset_train_split])
+    train_rows, eval_rows = load_run_splits(script_args, training_args)
+    task_config, to_conversation = training_task(script_args, train_rows)
 
     ################
     # Model, processor and collator
     ################
     processor = load_processor(model_args)
     collator = Phi3VSFTCollator(processor, training_args.max_length, to_conversation)
-    plan = print_run_plan(model_args, training_args, splits[script_args.dataset_train_split], collator)
+    plan = print_run_plan(model_args, training_args, train_rows, collator)
     model = load_model(model_args, training_args)
 
     ################
     # Rows stay raw (images decode in the collator), with a `length` column for `group_by_length`
     ################
-    train_dataset = add_length_column(
-        splits[script_args.dataset_train_split], collator, training_args.max_length, lengths=plan.tokens.lengths
-    )
+    train_dataset = add_length_column(train_rows, collator, training_args.max_length, lengths=plan.tokens.lengths)
     eval_dataset = None
-    if use_eval:
-        eval_dataset = add_length_column(splits[script_args.dataset_test_split], collator, training_args.max_length)
+    if eval_rows is not None:
+        eval_dataset = add_length_column(eval_rows, collator, training_args.max_length)
 
     ################
     # Trainer

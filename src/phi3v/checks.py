@@ -49,15 +49,19 @@ def check_local_path(path: str | os.PathLike, what: str) -> None:
         raise MissingPathError(f"{what} {path} does not exist{where}{hint}.")
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (`--limit`, `--batch_size`...)."""
+def _int_at_least(text: str, minimum: int, expected: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+        raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"must be at least {minimum}, got {value}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (`--limit`, `--batch_size`...)."""
+    return _int_at_least(text, 1, "a positive integer")
 
 
 def auto_bool(text: str) -> bool | None:
@@ -86,13 +90,7 @@ def existing_path(text: str) -> str:
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (`--eval_limit 0` is refused by `positive_int`; this takes it)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be at least 0, got {value}")
-    return value
+    return _int_at_least(text, 0, "an integer >= 0")
 
 
 # Attention implementations transformers loads Phi-3-V with; `None` (the default) is sdpa.

@@ -12,7 +12,7 @@ from .configs import (
     Phi3VModelConfig,
     Phi3VScriptArguments,
 )
-from .data import training_task
+from .data import load_run_splits, training_task
 from .dpo_trainer import Phi3VDPOTrainer
 from .generation_validation import GenerationValidation, score_answers
 from .length_grouping import add_length_column, padding_share
@@ -39,6 +39,7 @@ __all__ = [
     "freeze_parts",
     "load_model",
     "load_processor",
+    "load_run_splits",
     "load_sft_model",
     "lora_config",
     "padding_share",

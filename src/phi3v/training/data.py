@@ -8,6 +8,7 @@ import datasets
 
 from phi3v.checks import check_choice
 from phi3v.data.image_columns import undecoded
+from phi3v.data.loading import load_splits
 from phi3v.errors import DataError
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import CATALOGUE, CONVERSATION, TASK_NAMES, TaskConfig
@@ -47,3 +48,29 @@ def training_task(
     task = script_args.task or (CATALOGUE if dataset_format == "catalogue" else CONVERSATION)
     check_choice("task", task, TASK_NAMES)
     return replace(config, task=task, dataset_format=dataset_format), converter
+
+
+def load_run_splits(
+    script_args: Phi3VScriptArguments, training_args
+) -> tuple[datasets.Dataset, datasets.Dataset | None]:
+    """The training split and, when the run evaluates, the validation split, read (and their local paths checked)
+    before the model loads.
+
+    Args:
+        script_args ([`Phi3VScriptArguments`]): dataset name, config, split names, `image_folder`,
+            `allow_local_paths`.
+        training_args ([`~transformers.TrainingArguments`]): `eval_strategy` says whether the validation split is read.
+
+    Returns:
+        `tuple`: the training split, and the validation split or `None` with `eval_strategy: no`.
+    """
+    train_split, eval_split = script_args.dataset_train_split, script_args.dataset_test_split
+    use_eval = training_args.eval_strategy != "no"
+    splits = load_splits(
+        script_args.dataset_name,
+        [train_split] + ([eval_split] if use_eval else []),
+        script_args.dataset_config,
+        script_args.image_folder,
+        script_args.allow_local_paths,
+    )
+    return splits[train_split], splits[eval_split] if use_eval else None
