@@ -4,7 +4,6 @@ import math
 import pytest
 from PIL import Image
 
-from phi3v.evaluation.metrics import answer_scores, levenshtein_distance, normalise_answer, normalised_edit_similarity
 from phi3v.evaluation.report import (
     format_report_table,
     plot_price_scatter,
@@ -14,6 +13,7 @@ from phi3v.evaluation.report import (
 )
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN, baseline_metrics, score_catalogue
+from phi3v.text_metrics import answer_scores, levenshtein_distance, normalise_answer, normalised_edit_similarity
 
 
 FIELDS = ["title", "category3_code", "full_price"]

@@ -19,11 +19,11 @@ from pathlib import Path
 import numpy as np
 
 from phi3v.errors import UsageError
-from phi3v.evaluation.metrics import answer_scores
 from phi3v.evaluation.report import plot_price_scatter, write_metrics_json, write_predictions_jsonl, write_report
 from phi3v.outputs import mark_output_dir
 from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN, answer_errors, score_catalogue
+from phi3v.text_metrics import answer_scores
 
 
 EVALUATION_KIND = "evaluation"

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from phi3v.data.conversations import from_docvqa, from_the_cauldron
-from phi3v.evaluation.metrics import levenshtein_distance
+from phi3v.text_metrics import levenshtein_distance
 
 
 PHI3_VISION = "microsoft/Phi-3-vision-128k-instruct"

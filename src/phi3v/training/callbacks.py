@@ -5,9 +5,9 @@ from collections.abc import Mapping, Sequence
 from transformers import TrainerCallback
 
 from phi3v.data.image_columns import load_image
-from phi3v.evaluation.metrics import answer_scores
 from phi3v.inference.generation import answer_items
 from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
+from phi3v.text_metrics import answer_scores
 
 from .generation_validation import GenerationValidation
 

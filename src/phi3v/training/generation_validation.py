@@ -3,17 +3,17 @@ with the task's own metrics, so a run logs whether its answers improve, not only
 
 For the catalogue, answers and references are parsed with the model's answer template and scored like
 `scripts/evaluate.py` scores them (`parse_rate`, `title_exact_match`, `category_accuracy`, `price_mape`, ...); for any
-other task, by exact match and edit similarity after normalising (`phi3v.evaluation.metrics.answer_scores`).
+other task, by exact match and edit similarity after normalising (`phi3v.text_metrics.answer_scores`).
 """
 
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from phi3v.evaluation.metrics import answer_scores
 from phi3v.inference.generation import answer_items
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.catalogue.metrics import score_catalogue
+from phi3v.text_metrics import answer_scores
 
 
 def score_answers(

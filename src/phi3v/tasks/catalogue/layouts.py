@@ -17,10 +17,10 @@ from pathlib import Path
 
 import datasets
 
+from phi3v.data.image_columns import load_image, undecoded
 from phi3v.errors import ExistingPathError, UsageError
-from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, to_conversation
 
-from .image_columns import load_image, undecoded
+from .answers import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, to_conversation
 
 
 LAYOUTS = ("conversational", "llava")

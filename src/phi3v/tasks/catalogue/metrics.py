@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from phi3v.evaluation.metrics import normalise_text, normalised_edit_similarity
+from phi3v.text_metrics import normalise_text, normalised_edit_similarity
 
 from .answers import PRICE_FIELD
 
