@@ -17,15 +17,20 @@ trained for (`phi3v_task.json`): a catalogue model gets `catalogue`, its questio
 
 import argparse
 import tempfile
+from dataclasses import replace
 
-from phi3v.app.answers import CATALOGUE, FREE, TASKS, load_examples, load_models
+from phi3v.app.answers import load_examples, load_models
 from phi3v.app.page import THEME, build_page
 from phi3v.app.photos import MAX_PIXELS
 from phi3v.checks import DTYPES, non_negative_int, port, positive_int, torch_device
 from phi3v.errors import run_script, usage_errors
 from phi3v.inference.loading import check_model_path, parse_model_specs
-from phi3v.tasks.catalogue import AnswerTemplate
-from phi3v.tasks.config import TaskConfig, load_task_config
+from phi3v.tasks import build_task
+from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_config
+
+
+# `--task`: the catalogue (its trained question, the fields read from each answer) or free questions.
+PAGE_TASKS = {"catalogue": CATALOGUE, "free": CONVERSATION}
 
 
 def main(args: argparse.Namespace) -> None:
@@ -33,26 +38,24 @@ def main(args: argparse.Namespace) -> None:
     for path in model_paths.values():
         check_model_path(path, args.base_model)
     config = load_task_config(next(iter(model_paths.values()))) or TaskConfig(task=CATALOGUE)
-    task = args.task or (CATALOGUE if config.task == CATALOGUE else FREE)
-    template = AnswerTemplate(config.answer_template)
+    task = build_task(replace(config, task=PAGE_TASKS[args.task]) if args.task else config)
     with tempfile.TemporaryDirectory(prefix="phi3v-app-examples-") as examples_dir:
         examples = []
         if args.dataset:
             examples = load_examples(
-                args.dataset, examples_dir, args.split, args.num_examples, template, args.allow_local_paths
+                args.dataset, examples_dir, task, args.split, args.num_examples, args.allow_local_paths
             )
         models = load_models(model_paths, args.base_model, dtype=args.dtype, device=args.device)
         page = build_page(
             models,
             task=task,
-            question=args.question or config.question,
+            question=args.question,
             examples=examples,
             model_paths=model_paths,
             batch_size=args.batch_size,
             max_new_tokens=args.max_new_tokens,
             num_crops=args.num_crops,
             max_pixels=args.max_megapixels * 1_000_000,
-            template=template,
         )
         page.launch(  # serves until interrupted
             server_name=args.host,
@@ -82,7 +85,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--task",
         default=None,
-        choices=TASKS,
+        choices=list(PAGE_TASKS),
         help="`catalogue`: the trained question, the answer template's fields shown; `free`: an editable question. "
         "Default: as the first model was trained.",
     )

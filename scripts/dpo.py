@@ -37,11 +37,10 @@ import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
 from phi3v.errors import DataError, run_script
-from phi3v.inference.items import preference_items
 from phi3v.inference.loading import check_model_path
 from phi3v.planning import print_run_plan
-from phi3v.tasks.catalogue import AnswerTemplate
-from phi3v.tasks.config import TaskConfig, load_task_config
+from phi3v.tasks import build_task, load_task
+from phi3v.tasks.config import TaskConfig
 from phi3v.training import (
     GenerationValidation,
     Phi3VDPOTrainer,
@@ -90,7 +89,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
             "--model <SFT output> --output ...`."
         )
     # What the SFT model was trained for carries over to the DPO model.
-    task_config = load_task_config(model_args.model_name_or_path) or TaskConfig(dataset_format="conversational")
+    task = load_task(model_args.model_name_or_path) or build_task(TaskConfig(dataset_format="conversational"))
 
     ################
     # SFT model (the policy's start and the reference), processor and collator
@@ -109,20 +108,21 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     ################
     training_args.remove_unused_columns = False  # the collator reads `images`, `prompt`, `chosen` and `rejected`
     callbacks, generation_validation = [], None
-    template = AnswerTemplate(task_config.answer_template) if task_config.task == "catalogue" else None
+
+    def validation_sample(count: int) -> GenerationValidation:
+        pairs = undecoded(eval_dataset.select(range(min(count, len(eval_dataset)))))
+        return GenerationValidation(processor, task, task.eval_items(pairs, "preference", None))
+
     if eval_dataset is not None and script_args.eval_generations > 0:
         # The answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
-        pairs = undecoded(eval_dataset.select(range(min(script_args.eval_generations, len(eval_dataset)))))
-        generation_validation = GenerationValidation(processor, preference_items(pairs), template)
+        generation_validation = validation_sample(script_args.eval_generations)
     if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
-        count = min(script_args.eval_predictions, len(eval_dataset))
-        if generation_validation is not None and count <= len(generation_validation.items):
-            # The table shows the first of the answers validation generated: nothing is generated twice.
-            items = generation_validation.items[:count]
-            callbacks.append(PredictionsTableCallback(processor, items, template, validation=generation_validation))
-        else:
-            pairs = undecoded(eval_dataset.select(range(count)))
-            callbacks.append(PredictionsTableCallback(processor, preference_items(pairs), template))
+        # The table shows the first of the answers validation generated (nothing generated twice) when it has enough.
+        count = script_args.eval_predictions
+        shared = generation_validation is not None and count <= len(generation_validation.items)
+        callbacks.append(
+            PredictionsTableCallback(generation_validation if shared else validation_sample(count), count)
+        )
     # Without LoRA the reference is a frozen second copy of the SFT model, loaded as the policy was: TRL would load it
     # from the path itself, which fails for an architecture outside transformers (and for an SFT adapter directory).
     ref_model = None if model_args.use_peft else load_sft_model(model_args, training_args)
@@ -157,9 +157,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # Save model, processor, task config and model card
     ##################################
     logger.info("*** Save model ***")
-    save_run(
-        trainer, processor, task_config, script_args, ["phi3-v", "vision-language", task_config.task, "dpo"], "dpo.py"
-    )
+    save_run(trainer, processor, task.config, script_args, ["phi3-v", "vision-language", task.name, "dpo"], "dpo.py")
     # Did the saved checkpoint beat the SFT model on `metric_for_best_model`? Said plainly, and in the model card.
     report_selection(trainer, start_model=model_args.model_name_or_path, start_label="the SFT model")
 

@@ -54,21 +54,12 @@ from phi3v.data.local_files import LocalFiles
 from phi3v.errors import UsageError, run_script, usage_errors
 from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.report import format_report_table
-from phi3v.evaluation.results import (
-    EVALUATION_KIND,
-    blank_control_name,
-    check_model_names,
-    write_catalogue_results,
-    write_conversation_results,
-)
+from phi3v.evaluation.results import EVALUATION_KIND, blank_control_name, check_model_names, write_results
 from phi3v.inference.generation import build_prompt, generate_answers_distributed, grey_images
-from phi3v.inference.items import catalogue_items, conversation_items
 from phi3v.inference.loading import check_model_path, load_for_inference, parse_model_specs
 from phi3v.outputs import check_output_dir
-from phi3v.tasks import TASKS
-from phi3v.tasks.catalogue import AnswerTemplate
-from phi3v.tasks.catalogue.metrics import baseline_metrics
-from phi3v.tasks.config import CATALOGUE, CONVERSATION, TASK_NAMES, TaskConfig, load_task_config
+from phi3v.tasks import build_task
+from phi3v.tasks.config import TASK_NAMES, TaskConfig, load_task_config
 
 
 def task_config(args: argparse.Namespace, model_paths: list[str]) -> TaskConfig:
@@ -117,19 +108,12 @@ def main(args: argparse.Namespace) -> None:
     split = load([args.split])[args.split]
     if args.limit is not None:
         split = split.select(range(min(args.limit, len(split))))
-    template = AnswerTemplate(config.answer_template)
-    dataset_format, converter = config.row_converter(split.column_names, args.dataset, args.image_folder)
-    is_catalogue = dataset_format == "catalogue" and config.task in (CATALOGUE, CONVERSATION)
-    rows = list(undecoded(split))
-    if is_catalogue:
-        items = catalogue_items(rows, config.question, template)
-        text_rows = [{k: v for k, v in row.items() if k != "image"} for row in rows]
-        train_split = load([args.train_split])[args.train_split]
-        baselines = baseline_metrics(train_split.remove_columns("image").to_list(), text_rows, template.fields)
-    elif config.task in TASKS:  # a published task: its own prompt, all its references, its metric
-        items = [{"id": str(row.get("id", i)), **TASKS[config.task].to_eval_item(row)} for i, row in enumerate(rows)]
-    else:
-        items = conversation_items(rows, converter)
+    layout, converter = config.row_converter(split.column_names, args.dataset, args.image_folder)
+    task = build_task(config.for_layout(layout))
+    items = task.eval_items(list(undecoded(split)), layout, converter)
+    baselines, baseline_notes = task.baselines(
+        items, lambda: load([args.train_split])[args.train_split], args.train_split
+    )
 
     ################
     # Generate
@@ -165,21 +149,14 @@ def main(args: argparse.Namespace) -> None:
     if not accelerator.is_main_process:
         return
     notes = [
-        f"Split `{args.split}` of `{args.dataset}` ({len(items)} rows, layout `{dataset_format}`, task `{config.task}`).",
+        f"Split `{args.split}` of `{args.dataset}` ({len(items)} rows, layout `{layout}`, task `{task.name}`).",
+        *baseline_notes,
         *(f"- `{name}`: `{path}`" for name, path in models.items()),
         f"Greedy decoding; max_new_tokens={args.max_new_tokens}; num_crops={args.num_crops or 'processor default'}.",
         f"Blank-image control (same prompts, plain grey squares): {'on' if args.blank_control else 'off'}.",
         f"Command: `{shlex.join(['python', *sys.argv])}`",
     ]
-    if is_catalogue:
-        notes.insert(1, f"Answer template `{template.template}`; baselines fitted on split `{args.train_split}`.")
-        metrics = write_catalogue_results(
-            output_dir, text_rows, answers, baselines, template, notes="\n\n".join(notes)
-        )
-    else:
-        task = TASKS.get(config.task)
-        task_metric = (task.metric.__name__, task.metric) if task is not None else None
-        metrics = write_conversation_results(output_dir, items, answers, task_metric, notes="\n\n".join(notes))
+    metrics = write_results(output_dir, task, items, answers, baselines, notes="\n\n".join(notes))
     predictions = read_predictions_jsonl(output_dir / "predictions.jsonl")
     # The report shows only images the dataset carried: never a file read from outside it (`allow_local_paths`).
     shown = [[image for image in item_images if files.carried(image)] for item_images in images]

@@ -20,6 +20,7 @@ import json
 import shlex
 import sys
 from collections import Counter
+from dataclasses import replace
 
 import datasets
 import torch
@@ -32,9 +33,10 @@ from phi3v.errors import UsageError, run_script, usage_errors
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.outputs import prepare_output_dir
-from phi3v.tasks.catalogue import AnswerTemplate, prompt_messages
+from phi3v.tasks import CatalogueTask
+from phi3v.tasks.catalogue import prompt_messages
 from phi3v.tasks.catalogue.negatives import HARD_NEGATIVE_KINDS, HardNegatives, build_preference_pairs
-from phi3v.tasks.config import TaskConfig, load_task_config
+from phi3v.tasks.config import CATALOGUE, TaskConfig, load_task_config
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -81,9 +83,11 @@ def main(args: argparse.Namespace) -> dict:
     if not 0 < low <= high:
         raise UsageError(f"--price_offset must be two relative errors with 0 < LOW <= HIGH, got {low} {high}.")
     catalogue = load_splits(args.dataset, args.splits, allow_local_paths=args.allow_local_paths)
-    saved = load_task_config(args.model) if args.model else None
-    question = args.question or (saved or TaskConfig()).question
-    template = AnswerTemplate(args.answer_template or (saved or TaskConfig()).answer_template)
+    # Pairs are catalogue answers, asked and written as the SFT model was trained (its `phi3v_task.json`).
+    saved = (load_task_config(args.model) if args.model else None) or TaskConfig()
+    overrides = {key: getattr(args, key) for key in ("question", "answer_template") if getattr(args, key)}
+    task = CatalogueTask(replace(saved, task=CATALOGUE, **overrides))
+    question, template = task.question, task.template
     template.check_round_trip(undecoded(catalogue[args.splits[0]]).remove_columns("image"))
 
     model = processor = None

@@ -26,8 +26,8 @@ from phi3v.errors import DataError, UsageError, run_script, usage_errors
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.inference.prediction import find_images, find_unreadable_images, format_table, predict_images, write_records
 from phi3v.outputs import check_output_file
-from phi3v.tasks.catalogue import AnswerTemplate
-from phi3v.tasks.config import CATALOGUE, TaskConfig, load_task_config
+from phi3v.tasks import build_task, load_task
+from phi3v.tasks.config import CATALOGUE, TaskConfig
 
 
 def main(args: argparse.Namespace) -> None:
@@ -42,8 +42,7 @@ def main(args: argparse.Namespace) -> None:
         print(f"Skipping unreadable image {path}: {reason}", file=sys.stderr)
     if len(unreadable) == len(paths):
         raise DataError(f"None of the {len(paths)} image file(s) could be read; nothing to predict.")
-    config = load_task_config(args.model) or TaskConfig(task=CATALOGUE)
-    template = AnswerTemplate(config.answer_template) if config.task == CATALOGUE else None
+    task = load_task(args.model) or build_task(TaskConfig(task=CATALOGUE))
     model, processor = load_for_inference(
         args.model, args.base_model, dtype=args.dtype, device=args.device, attn_implementation=args.attn_implementation
     )
@@ -51,8 +50,8 @@ def main(args: argparse.Namespace) -> None:
         model,
         processor,
         paths,
-        question=args.question or config.question,
-        template=template,
+        task,
+        question=args.question,
         batch_size=args.batch_size,
         max_new_tokens=args.max_new_tokens,
         num_crops=args.num_crops,

@@ -33,11 +33,10 @@ import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
 from phi3v.errors import run_script
-from phi3v.inference.items import catalogue_items, conversation_items
 from phi3v.inference.loading import check_model_path
 from phi3v.planning import print_run_plan
-from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.training import (
+    GenerationValidation,
     Phi3VModelConfig,
     Phi3VScriptArguments,
     Phi3VSFTCollator,
@@ -74,7 +73,7 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     # Dataset and task: checked before the model loads
     ################
     train_rows, eval_rows = load_run_splits(script_args, training_args)
-    task_config, to_conversation = training_task(script_args, train_rows)
+    task, to_conversation = training_task(script_args, train_rows)
 
     ################
     # Model, processor and collator
@@ -101,12 +100,8 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     callbacks = []
     if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
         rows = undecoded(eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset)))))
-        template = AnswerTemplate(task_config.answer_template) if task_config.dataset_format == "catalogue" else None
-        if template is not None:
-            items = catalogue_items(rows, task_config.question, template)
-        else:
-            items = conversation_items(rows, to_conversation)
-        callbacks.append(PredictionsTableCallback(processor, items, template))
+        items = task.eval_items(rows, task.config.dataset_format, to_conversation)
+        callbacks.append(PredictionsTableCallback(GenerationValidation(processor, task, items)))
     trainer = SFTTrainer(
         model=model,
         args=training_args,
@@ -136,7 +131,7 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     # Save model, processor, task config and model card
     ##################################
     logger.info("*** Save model ***")
-    save_run(trainer, processor, task_config, script_args, ["phi3-v", "vision-language", task_config.task], "sft.py")
+    save_run(trainer, processor, task.config, script_args, ["phi3-v", "vision-language", task.name], "sft.py")
 
     ##########
     # Evaluate

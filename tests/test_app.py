@@ -15,14 +15,19 @@ from phi3v.app.answers import (
     load_examples,
     load_models,
     table_headers,
-    true_answer,
 )
 from phi3v.app.photos import MAX_PIXELS, PhotoError, open_photo
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import parse_model_specs
+from phi3v.tasks import build_task
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, prompt_messages
+from phi3v.tasks.config import TaskConfig
 
 from .evaluation_helpers import make_lora_adapter, one_torch_thread
+
+
+CATALOGUE_TASK = build_task(TaskConfig(task="catalogue"))
+FREE_TASK = build_task(TaskConfig(task="conversation"))
 
 
 def png_header(width: int, height: int) -> bytes:
@@ -94,16 +99,16 @@ def test_catalogue_rows_show_parsed_fields_only_for_a_complete_answer():
         "sft": ["Product: Check Scarf, Category: SCARVES, Full Price: 1290", "Product: Check Scarf"],
         "dpo": ["Category: SCARVES", "Product: Red Hat, Category: N.A., Full Price: $90"],
     }
-    assert answer_rows(["a.jpg", "b.jpg"], answers, task="catalogue") == [
+    assert answer_rows(["a.jpg", "b.jpg"], answers, CATALOGUE_TASK) == [
         ["a.jpg", "sft", "Check Scarf", "SCARVES", "1,290.00", answers["sft"][0]],
         ["a.jpg", "dpo", "-", "-", "-", answers["dpo"][0]],
         ["b.jpg", "sft", "-", "-", "-", answers["sft"][1]],
         ["b.jpg", "dpo", "Red Hat", "N.A.", "90.00", answers["dpo"][1]],
     ]
-    assert answer_rows(["a.jpg"], {"m": ["A cat."]}, task="free") == [["a.jpg", "m", "A cat."]]
-    assert len(table_headers("catalogue")) == 6 and table_headers("free") == ["photo", "model", "answer"]
-    with pytest.raises(ValueError, match="task must be one of"):
-        answer_rows(["a.jpg"], {"m": ["x"]}, task="vqa")
+    assert answer_rows(["a.jpg"], {"m": ["A cat."]}, FREE_TASK) == [["a.jpg", "m", "A cat."]]
+    assert len(table_headers(CATALOGUE_TASK)) == 6 and table_headers(FREE_TASK) == ["photo", "model", "answer"]
+    # A published task reads no fields: its answers show raw, as free questions do.
+    assert table_headers(build_task(TaskConfig(task="docvqa"))) == ["photo", "model", "answer"]
 
 
 def test_model_specs_and_questions():
@@ -117,26 +122,37 @@ def test_model_specs_and_questions():
         check_question("<|image_1|>What is it?")
 
 
-def test_true_answers_of_catalogue_rows_and_conversations():
-    row = {"title": "Check Scarf", "category3_code": "SCARVES", "full_price": 590.0}
-    assert true_answer(row) == "Product: Check Scarf, Category: SCARVES, Full Price: 590.00"
+def test_examples_of_conversations_show_their_last_assistant_turn(tmp_path):
     question = {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "Colour?"}]}
-    structured = {"messages": [question, {"role": "assistant", "content": [{"type": "text", "text": "Red."}]}]}
-    assert true_answer(structured) == "Red."
-    assert true_answer({"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "A"}]}) == "A"
-    with pytest.raises(ValueError, match="Cannot tell the true answer"):
-        true_answer({"question": "Q"})
+    answer = {"role": "assistant", "content": [{"type": "text", "text": "Red."}]}
+    features = datasets.Features(
+        {
+            "images": datasets.Sequence(datasets.Image()),
+            "messages": [
+                {
+                    "role": datasets.Value("string"),
+                    "content": [{"type": datasets.Value("string"), "text": datasets.Value("string")}],
+                }
+            ],
+        }
+    )
+    rows = [{"images": [Image.new("RGB", (32, 32), (200, 30, 30))], "messages": [question, answer]}]
+    datasets.DatasetDict({"test": datasets.Dataset.from_list(rows, features=features)}).save_to_disk(tmp_path / "d")
+    examples = load_examples(tmp_path / "d", tmp_path / "examples", FREE_TASK)
+    assert [example.truth for example in examples] == ["Red."]
+    # The catalogue task asks conversational rows the same way: their last assistant turn is the truth.
+    assert load_examples(tmp_path / "d", tmp_path / "again", CATALOGUE_TASK)[0].truth == "Red."
 
 
 def test_examples_are_saved_with_their_true_answers(synthetic_catalogue, tmp_path):
-    examples = load_examples(synthetic_catalogue, tmp_path, limit=3)
+    examples = load_examples(synthetic_catalogue, tmp_path, CATALOGUE_TASK, limit=3)
     test_rows = datasets.load_from_disk(str(synthetic_catalogue))["test"].select(range(3))
     assert [example.truth for example in examples] == [
         AnswerTemplate(DEFAULT_ANSWER_TEMPLATE).render(row) for row in test_rows
     ]
     assert all(Image.open(example.path).format == "JPEG" for example in examples)
     with pytest.raises(ValueError, match="has no split 'exam'; its splits are"):
-        load_examples(synthetic_catalogue, tmp_path, split="exam")
+        load_examples(synthetic_catalogue, tmp_path, CATALOGUE_TASK, split="exam")
 
 
 def test_every_model_answers_every_photo(tiny_checkpoint, tmp_path):
@@ -156,7 +172,7 @@ def test_every_model_answers_every_photo(tiny_checkpoint, tmp_path):
     assert answers["base"] != answers["lora"]
 
 
-@pytest.mark.parametrize("task, editable, columns", [("catalogue", False, 6), ("free", True, 3)])
+@pytest.mark.parametrize("task, editable, columns", [(CATALOGUE_TASK, False, 6), (FREE_TASK, True, 3)])
 def test_the_question_is_editable_in_free_mode_only(task, editable, columns):
     from phi3v.app.page import build_page  # imports gradio
 

@@ -229,19 +229,27 @@ def test_a_dpo_adapter_over_an_sft_adapter_loads_and_merges_as_a_chain(tiny_chec
         torch.testing.assert_close(merged(**inputs).logits, expected, atol=1e-4, rtol=1e-4)
 
 
-def test_generated_answers_are_scored_with_the_catalogue_template_or_by_exact_match():
-    from phi3v.tasks.catalogue import AnswerTemplate
-    from phi3v.training import score_answers
+def test_generated_answers_are_scored_with_the_catalogue_template_or_by_exact_match(monkeypatch):
+    from phi3v.tasks import build_task
+    from phi3v.tasks.config import TaskConfig
+    from phi3v.training import GenerationValidation, generation_validation
 
-    template = AnswerTemplate("Product: {title}, Category: {category3_code}, Full Price: {full_price}")
-    truth = template.render({"title": "Red Tote", "category3_code": "bags", "full_price": 200.0})
+    catalogue = build_task(TaskConfig(task="catalogue"))
+    truth = catalogue.template.render({"title": "Red Tote", "category3_code": "bags", "full_price": 200.0})
+    items = [{"images": [], "prompt": [], "references": [truth]}] * 2
     answers = ["Product: Red Tote, Category: shoes, Full Price: 150.00", "no idea"]
-    scores = score_answers(answers, [[truth], [truth]], template)
+    monkeypatch.setattr(generation_validation, "answer_items", lambda *args: list(answers))
+    scores = GenerationValidation(None, catalogue, items)(model=None)
     assert scores["parse_rate"] == 0.5 and scores["title_exact_match"] == 0.5 and scores["category_accuracy"] == 0.0
     assert scores["price_mape"] == pytest.approx((0.25 + 1.0) / 2)  # a missing price counts as $0
-    assert score_answers(["Yes.", "no"], [["yes"], ["maybe", "No"]]) == {"exact_match": 1.0, "edit_similarity": 1.0}
-    with pytest.raises(ValueError, match="2 answers for 1 references"):
-        score_answers(answers, [[truth]], template)
+    assert "num_samples" not in scores and None not in scores.values()
+
+    conversation = build_task(TaskConfig())
+    items = [{"references": ["yes"]}, {"references": ["maybe", "No"]}]
+    monkeypatch.setattr(generation_validation, "answer_items", lambda *args: ["Yes.", "no"])
+    assert GenerationValidation(None, conversation, items)(model=None) == {"exact_match": 1.0, "edit_similarity": 1.0}
+    with pytest.raises(ValueError, match="2 answers for 1 items"):
+        catalogue.metrics(items[:1], answers)
 
 
 def history(scores):

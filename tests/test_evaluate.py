@@ -12,7 +12,8 @@ import pytest
 from PIL import Image
 
 from phi3v.data.synthetic import make_synthetic_catalogue
-from phi3v.evaluation.results import write_catalogue_results
+from phi3v.evaluation.results import write_results
+from phi3v.tasks import build_task
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import answer_errors, score_catalogue
 from phi3v.tasks.config import TaskConfig
@@ -139,7 +140,9 @@ def test_per_product_errors_agree_with_the_metrics(tmp_path):
         "Category: COATS",
     ]
     template = AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
-    metrics = write_catalogue_results(tmp_path, rows, {"model": answers}, {}, template)["model"]
+    task = build_task(TaskConfig(task="catalogue"))
+    items = [{"id": row["product_code"], "references": [template.render(row)], "truth": row} for row in rows]
+    metrics = write_results(tmp_path, task, items, {"model": answers})["model"]
     parsed = [template.parse(answer) for answer in answers]
     assert metrics == score_catalogue(rows, parsed, template.fields)
     errors = [answer_errors(row, p, template.fields) for row, p in zip(rows, parsed, strict=True)]
@@ -210,9 +213,7 @@ def test_a_conversational_dataset_is_scored_on_its_last_assistant_turns(
             assert set(prediction["scores"]) == {"exact_match", "edit_similarity"}
     # A perfect answer scores 1 on both: the reference itself, through the writer.
     items = [{"id": "0", "prompt": [{"role": "user", "content": "?"}], "references": ["Red."]}]
-    from phi3v.evaluation.results import write_conversation_results
-
-    perfect = write_conversation_results(tmp_path / "perfect", items, {"m": [" red "]})["m"]
+    perfect = write_results(tmp_path / "perfect", build_task(TaskConfig()), items, {"m": [" red "]})["m"]
     assert perfect == {"num_samples": 1, "exact_match": 1.0, "edit_similarity": 1.0}
 
 

@@ -12,9 +12,11 @@ from PIL import Image
 
 from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.report import format_metric
-from phi3v.evaluation.results import write_catalogue_results
+from phi3v.evaluation.results import write_results
+from phi3v.tasks import build_task
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN, baseline_metrics
+from phi3v.tasks.config import TaskConfig
 
 from .browser_helpers import chromium_page, save_screenshot
 
@@ -40,7 +42,9 @@ def evaluation(synthetic_catalogue, tmp_path_factory):
     template = AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
     baselines = baseline_metrics(catalogue["train"].remove_columns("image").to_list(), rows, template.fields)
     notes = "Split `test` of <synthetic>.\n\n- `sft`: `outputs/demo`"
-    metrics = write_catalogue_results(output_dir, rows, answers, baselines, template, notes=notes)
+    task = build_task(TaskConfig(task="catalogue"))
+    items = [{"id": row["product_code"], "references": [template.render(row)], "truth": row} for row in rows]
+    metrics = write_results(output_dir, task, items, answers, baselines, notes=notes)
     lines = read_predictions_jsonl(output_dir / "predictions.jsonl")
     return output_dir, metrics, lines, [[image] for image in split["image"]], rows
 
@@ -65,7 +69,7 @@ def test_gallery_is_worst_first_capped_and_light(evaluation):
     assert "4 of 6 products, largest price error of sft first" in page_html
     sizes = [thumbnail.size for thumbnail in thumbnails(page_html)]
     assert len(sizes) == 4 and all(max(size) == 64 for size in sizes)
-    # The plots written by write_catalogue_results, embedded.
+    # The plots written by write_results, embedded.
     assert page_html.count('src="data:image/png;base64,') == 2
 
 

@@ -11,7 +11,7 @@ Example:
 ```python
 >>> models = load_models({"sft": "outputs/demo"})
 >>> answers = answer_photos(models, [open_photo("bag.jpg")], DEFAULT_QUESTION)
->>> answer_rows(["bag.jpg"], answers, task="catalogue")
+>>> answer_rows(["bag.jpg"], answers, load_task("outputs/demo"))
 [['bag.jpg', 'sft', 'Check Tote Bag', 'TOTE BAGS', '1,290.00', 'Product: Check Tote Bag, Category: ...']]
 ```
 """
@@ -21,19 +21,16 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from phi3v.data.image_columns import load_image
+from phi3v.data.image_columns import load_image, undecoded
 from phi3v.data.loading import load_splits
-from phi3v.data.trl_format import row_images
-from phi3v.errors import DataError, UsageError
+from phi3v.errors import DataError
 from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import load_for_inference
-from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, format_price, prompt_messages
+from phi3v.tasks import Task
+from phi3v.tasks.catalogue import prompt_messages
 
 
-CATALOGUE, FREE = "catalogue", "free"
-TASKS = (CATALOGUE, FREE)
-NOT_READ = "-"  # a catalogue field shown for an answer that is not in the catalogue format
-DEFAULT_TEMPLATE = AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
+NOT_READ = "-"  # a field shown for an answer it could not be read from
 
 
 class Example(NamedTuple):
@@ -112,62 +109,47 @@ def answer_photos(
     return answers
 
 
-def table_headers(task: str, template: AnswerTemplate = DEFAULT_TEMPLATE) -> list[str]:
-    """The columns of `answer_rows` for `task` (`"catalogue"`: one per field of the answer template, or `"free"`)."""
-    if task == CATALOGUE:
-        return ["photo", "model", *template.fields, "answer"]
-    if task == FREE:
-        return ["photo", "model", "answer"]
-    raise UsageError(f"task must be one of {TASKS}, got {task!r}.")
+def table_headers(task: Task) -> list[str]:
+    """The columns of `answer_rows`: photo, model, the fields the task reads from an answer (the catalogue's template
+    fields; none for free text), and the answer."""
+    return ["photo", "model", *task.answer_fields, "answer"]
 
 
-def answer_rows(
-    photo_names: Sequence[str],
-    answers_by_model: Mapping[str, Sequence[str]],
-    task: str,
-    template: AnswerTemplate = DEFAULT_TEMPLATE,
-) -> list[list]:
+def answer_rows(photo_names: Sequence[str], answers_by_model: Mapping[str, Sequence[str]], task: Task) -> list[list]:
     """One row per photo and model, the models of a photo next to each other, with the columns of `table_headers`.
 
-    In the catalogue task, the template's fields are filled when the answer has all of them (`AnswerTemplate.parse`),
-    and show `-` otherwise; the raw answer is always there.
+    The task's fields are filled when the answer has all of them (`Task.parse`), and show `-` otherwise; the raw
+    answer is always there.
     """
-    table_headers(task)  # refuses an unknown task
     rows = []
     for index, photo_name in enumerate(photo_names):
         for model_name, answers in answers_by_model.items():
             answer = answers[index]
-            if task == FREE:
-                rows.append([photo_name, model_name, answer])
-                continue
-            parsed = template.parse(answer)
+            parsed = task.parse(answer)
             complete = None not in parsed.values()
-            fields = [_field_text(name, value) if complete else NOT_READ for name, value in parsed.items()]
+            fields = [task.format_field(value) if complete else NOT_READ for value in parsed.values()]
             rows.append([photo_name, model_name, *fields, answer])
     return rows
-
-
-def _field_text(name: str, value) -> str:
-    return format_price(value) if isinstance(value, float) else str(value)
 
 
 def load_examples(
     dataset_path: str | Path,
     output_dir: str | Path,
+    task: Task,
     split: str = "test",
     limit: int = 8,
-    template: AnswerTemplate = DEFAULT_TEMPLATE,
     allow_local_paths: bool = False,
 ) -> list:
     """Save the first `limit` photos of a dataset's split as JPEG files, with their true answers.
 
     Args:
-        dataset_path (`str` or `Path`): a dataset `load_splits` reads, its rows with `image` or `images`; its image
-            references are checked first (`phi3v.data.local_files`).
+        dataset_path (`str` or `Path`): a dataset `load_splits` reads, in any layout; its image references are checked
+            first (`phi3v.data.local_files`).
         output_dir (`str` or `Path`): where to write the photos (the page serves them from there).
+        task ([`~phi3v.tasks.Task`]): asks the rows (`Task.eval_items`): a row's true answer is its item's reference
+            (a catalogue row's rendered with the answer template, a conversation's last assistant turn).
         split (`str`, *optional*, defaults to `"test"`): the split to take them from.
         limit (`int`, *optional*, defaults to 8): how many.
-        template ([`AnswerTemplate`], *optional*): renders a catalogue row's true answer.
         allow_local_paths (`bool`, *optional*, defaults to `False`): let a local dataset's rows name image files
             outside its folder.
 
@@ -176,31 +158,16 @@ def load_examples(
     """
     rows = load_splits(str(dataset_path), [split], allow_local_paths=allow_local_paths)[split]
     rows = rows.select(range(min(limit, len(rows))))
+    layout, converter = task.row_converter(rows.column_names, str(dataset_path))
+    items = task.eval_items(list(undecoded(rows)), layout, converter)
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     examples = []
-    for index, row in enumerate(rows):
-        name = re.sub(r"[^A-Za-z0-9._-]+", "_", str(row.get("product_code", index))).strip("_") or str(index)
+    for index, item in enumerate(items):
+        name = re.sub(r"[^A-Za-z0-9._-]+", "_", item["id"]).strip("_") or str(index)
         path = output_dir / f"{index:03d}-{name}.jpg"
-        images = row_images(row)
-        if not images:
+        if not item["images"]:
             raise DataError(f"Row {index} of split {split!r} of {dataset_path} has no image to offer as an example.")
-        load_image(images[0]).convert("RGB").save(path, quality=90)
-        examples.append(Example(path, true_answer(row, template)))
+        load_image(item["images"][0]).convert("RGB").save(path, quality=90)
+        examples.append(Example(path, item["references"][0]))
     return examples
-
-
-def true_answer(row: Mapping, template: AnswerTemplate = DEFAULT_TEMPLATE) -> str:
-    """The dataset's answer for a row: the catalogue answer template, or a conversation's last assistant turn.
-
-    Raises:
-        `ValueError`: for a row with neither catalogue fields nor an assistant turn in `messages`.
-    """
-    answers = [message["content"] for message in row.get("messages") or () if message["role"] == "assistant"]
-    if answers:
-        # Plain text, or TRL's structured content: a list of parts, the text ones holding the answer.
-        return answers[-1] if isinstance(answers[-1], str) else "".join(part.get("text") or "" for part in answers[-1])
-    try:
-        return template.render(row)
-    except KeyError as error:
-        raise DataError(f"Cannot tell the true answer of a row with columns {sorted(row)}: {error}") from None

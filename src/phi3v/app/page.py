@@ -18,17 +18,9 @@ from pathlib import Path
 
 import gradio as gr
 
-from phi3v.app.answers import (
-    CATALOGUE,
-    DEFAULT_TEMPLATE,
-    FREE,
-    answer_photos,
-    answer_rows,
-    check_question,
-    table_headers,
-)
+from phi3v.app.answers import answer_photos, answer_rows, check_question, table_headers
 from phi3v.app.photos import MAX_PIXELS, PhotoError, open_photo
-from phi3v.tasks.catalogue import DEFAULT_QUESTION, AnswerTemplate
+from phi3v.tasks import Task
 
 
 # System fonts: the default theme loads Google Fonts, which a machine without internet access cannot reach.
@@ -36,32 +28,33 @@ THEME = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"], fon
 FREE_COLUMN_WIDTHS = ["20%", "15%", "65%"]
 
 
-def column_widths(task: str, num_fields: int) -> list[str]:
-    """Photo and model narrow, the answer widest; the catalogue's fields share 37% of the table."""
-    if task == FREE:
+def column_widths(num_fields: int) -> list[str]:
+    """Photo and model narrow, the answer widest; the fields read from the answers share 37% of the table."""
+    if num_fields == 0:
         return FREE_COLUMN_WIDTHS
     return ["14%", "10%", *[f"{37 // num_fields}%"] * num_fields, "39%"]
 
 
 def build_page(
     models: Mapping[str, tuple],
-    task: str = CATALOGUE,
-    question: str = DEFAULT_QUESTION,
+    task: Task,
+    question: str | None = None,
     examples: Sequence = (),
     model_paths: Mapping[str, str] | None = None,
     batch_size: int = 8,
     max_new_tokens: int = 64,
     num_crops: int | None = None,
     max_pixels: int = MAX_PIXELS,
-    template: AnswerTemplate = DEFAULT_TEMPLATE,
 ) -> gr.Blocks:
     """The page answering uploaded photos with every model.
 
     Args:
         models (`Mapping[str, tuple]`): model name -> `(model, processor)`, e.g. from `load_models`.
-        task (`str`, *optional*, defaults to `"catalogue"`): `"catalogue"` shows the fields parsed with `template`
-            and keeps the trained question fixed; `"free"` shows the raw answers and lets the question be edited.
-        question (`str`, *optional*, defaults to `DEFAULT_QUESTION`): the question asked (the first one, in free mode).
+        task ([`~phi3v.tasks.Task`]): what the models were trained for: a task with one trained question (the
+            catalogue) keeps it fixed and shows the fields read from each answer; any other lets the question be
+            edited and shows the raw answers.
+        question (`str`, *optional*): the question asked (the first one, when it can be edited); defaults to the
+            task's.
         examples (`Sequence[Example]`, *optional*): test photos with their true answers, from `load_examples`.
         model_paths (`Mapping[str, str]`, *optional*): model name -> where it was loaded from, shown on the page.
         batch_size (`int`, *optional*, defaults to 8): photos per `generate` call.
@@ -69,12 +62,11 @@ def build_page(
         num_crops (`int`, *optional*): overrides the processors' number of HD crops.
         max_pixels (`int`, *optional*, defaults to 40,000,000, data preparation's cap): the largest photo accepted, in
             pixels.
-        template ([`AnswerTemplate`], *optional*): the catalogue answer template the fields are read with.
 
     Returns:
         `gr.Blocks`: the page, to `launch`.
     """
-    headers = table_headers(task, template)
+    headers = table_headers(task)
 
     def respond(files: str | list[str] | None, question: str):
         paths = [files] if isinstance(files, str) else list(files or [])
@@ -96,19 +88,19 @@ def build_page(
         seconds = time.perf_counter() - start
         done = f"{len(photos)} photo(s) answered by {len(models)} model(s) in {seconds:.1f} s."
         gallery = list(zip(photos, names, strict=True))
-        return _status(problems, done), gallery, answer_rows(names, answers, task, template)
+        return _status(problems, done), gallery, answer_rows(names, answers, task)
 
     model_list = ", ".join(f"`{name}`" + (f" ({model_paths[name]})" if model_paths else "") for name in models)
     # Uploads stay in Gradio's cache for an hour at most: they may be someone's private photos.
     with gr.Blocks(title="Phi-3-V: try the models", analytics_enabled=False, delete_cache=(3600, 3600)) as page:
-        gr.Markdown(f"# Phi-3-V: try the models\nModels: {model_list}. Task: {task}.")
+        gr.Markdown(f"# Phi-3-V: try the models\nModels: {model_list}. Task: {task.name}.")
         with gr.Row():
             with gr.Column(scale=1):
                 files = gr.File(label="Photos", file_count="multiple", elem_id="photos")
                 question_box = gr.Textbox(
-                    value=question,
-                    label="Question" if task != CATALOGUE else "Question (the one the models were trained on)",
-                    interactive=task != CATALOGUE,
+                    value=question or task.question,
+                    label="Question (the one the models were trained on)" if task.fixed_question else "Question",
+                    interactive=not task.fixed_question,
                     elem_id="question",
                 )
                 answer_button = gr.Button("Answer", variant="primary", elem_id="answer")
@@ -131,7 +123,7 @@ def build_page(
                     label="Answers",
                     wrap=True,
                     interactive=False,
-                    column_widths=column_widths(task, len(template.fields)),
+                    column_widths=column_widths(len(task.answer_fields)),
                     elem_id="answers",
                 )
         if examples:

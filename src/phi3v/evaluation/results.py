@@ -13,34 +13,17 @@ Written into the output directory:
 """
 
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-
-import numpy as np
 
 from phi3v.errors import UsageError
 from phi3v.evaluation.report import plot_price_scatter, write_metrics_json, write_predictions_jsonl, write_report
 from phi3v.outputs import mark_output_dir
-from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
-from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN, answer_errors, score_catalogue
-from phi3v.text_metrics import answer_scores
+from phi3v.tasks import Task
+from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN
 
 
 EVALUATION_KIND = "evaluation"
-CONVERSATION_METRICS_EXPLAINED = """\
-Each answer is compared with its reference(s), the best over them: `exact_match` after stripping spaces and trailing
-dots, casefolding and collapsing whitespace on both sides; `edit_similarity` is 1 - normalised Levenshtein distance
-of those normalised strings. Task metrics, when the task has one, follow its published definition.
-"""
-
-CATALOGUE_METRICS_EXPLAINED = """\
-Rates and percentage errors are over all test samples. Text fields are compared casefolded with whitespace collapsed;
-a missing value counts as wrong. A missing price counts as a prediction of $0 (100% error, never within a tolerance),
-so `price_coverage` says how often a price was read and `price_mape_parsed` is the MAPE over those answers only.
-`title_anls` is 1 - normalised Levenshtein distance, 0 when the distance is 0.5 or more. `price_rmse_log` is the RMSE
-of log(1 + price). Baselines predict a price only: "n/a" marks what they do not predict (the true-category median is
-given the category, so its category accuracy is 100% by construction).
-"""
 
 
 def blank_control_name(model_name: str) -> str:
@@ -72,23 +55,24 @@ def check_model_names(names: Sequence[str], blank_control: bool) -> None:
         seen.add(key)
 
 
-def write_conversation_results(
+def write_results(
     output_dir: str | Path,
+    task: Task,
     items: Sequence[Mapping],
     answers_by_system: Mapping[str, Sequence[str]],
-    task_metric: tuple[str, Callable[[str, list[str]], float]] | None = None,
+    baselines: Mapping[str, Mapping] | None = None,
     title: str = "Evaluation report",
     notes: str | None = None,
 ) -> dict[str, dict]:
-    """Scores every system's answers against each item's references and writes the files of the module docstring.
+    """Scores every system's answers with the task's metrics and writes the files of the module docstring.
 
     Args:
         output_dir (`str` or `Path`): where to write; created if needed, and marked as this project's evaluation
             output (`phi3v.outputs`).
-        items (`Sequence[Mapping]`): the evaluated items (`id`, `prompt` messages, `references`), in answer order.
+        task ([`~phi3v.tasks.Task`]): scores the answers and says what a prediction line holds.
+        items (`Sequence[Mapping]`): the evaluated items (`Task.eval_items`), in answer order.
         answers_by_system (`Mapping[str, Sequence[str]]`): system name -> one generated answer per item.
-        task_metric (`tuple`, *optional*): `(name, metric(prediction, references))` of the task, e.g. ANLS; it comes
-            first in the scores and the table.
+        baselines (`Mapping[str, Mapping]`, *optional*): baseline name -> metrics (`Task.baselines`), after the models.
         title (`str`, *optional*, defaults to `"Evaluation report"`): the report's heading.
         notes (`str`, *optional*): text under the heading (checkpoints, split, settings).
 
@@ -96,103 +80,30 @@ def write_conversation_results(
         `dict[str, dict]`: system name -> metrics, as written to `metrics.json`.
     """
     output_dir = mark_output_dir(output_dir, EVALUATION_KIND, written_by="scripts/evaluate.py")
-    scores_by_system = {}
+    metrics_by_system, plots = {}, []
     for name, answers in answers_by_system.items():
-        scores_by_system[name] = [
-            _item_scores(answer, list(item["references"]), task_metric)
-            for answer, item in zip(answers, items, strict=True)
-        ]
-    metrics_by_system = {
-        name: {"num_samples": len(items)}
-        | {metric: float(np.mean([s[metric] for s in scores])) for metric in scores[0]}
-        for name, scores in scores_by_system.items()
-    }
+        metrics_by_system[name] = task.metrics(items, answers)
+        prices = task.price_points(items, answers)
+        if prices is not None:
+            plot = output_dir / f"price_scatter_{_slug(name)}.png"
+            plot_price_scatter(plot, *prices, title=name)
+            plots.append(plot)
+    metrics_by_system.update(baselines or {})
     write_predictions_jsonl(
         output_dir / "predictions.jsonl",
         (
-            {
-                "id": item["id"],
-                "prompt": item["prompt"][-1]["content"],
-                "references": list(item["references"]),
+            task.item_record(item)
+            | {
                 "predictions": {
-                    name: {"answer": answers_by_system[name][index], "scores": scores_by_system[name][index]}
-                    for name in answers_by_system
-                },
+                    name: task.answer_record(item, answers[index]) for name, answers in answers_by_system.items()
+                }
             }
             for index, item in enumerate(items)
         ),
     )
     write_metrics_json(output_dir / "metrics.json", metrics_by_system)
-    write_report(output_dir, metrics_by_system, title, notes, explanation=CONVERSATION_METRICS_EXPLAINED)
+    write_report(output_dir, metrics_by_system, title, notes, plots, explanation=task.metrics_explained)
     return metrics_by_system
-
-
-def write_catalogue_results(
-    output_dir: str | Path,
-    rows: Sequence[Mapping],
-    answers_by_system: Mapping[str, Sequence[str]],
-    baselines: Mapping[str, Mapping],
-    template: AnswerTemplate,
-    title: str = "Evaluation report",
-    notes: str | None = None,
-) -> dict[str, dict]:
-    """Parses answers with the recipe's template, scores them as the catalogue task does, and writes the files of the
-    module docstring, baselines included.
-
-    Args:
-        output_dir (`str` or `Path`): where to write; created if needed, and marked as this project's evaluation
-            output (`phi3v.outputs`).
-        rows (`Sequence[Mapping]`): the evaluated catalogue rows (without images), in answer order.
-        answers_by_system (`Mapping[str, Sequence[str]]`): system name -> one generated answer per row.
-        baselines (`Mapping[str, Mapping]`): baseline name -> metrics (`phi3v.tasks.catalogue.metrics`).
-        template ([`AnswerTemplate`]): the answer template the models were trained with.
-        title (`str`, *optional*, defaults to `"Evaluation report"`): the report's heading.
-        notes (`str`, *optional*): text under the heading.
-
-    Returns:
-        `dict[str, dict]`: system name -> metrics, as written to `metrics.json`.
-    """
-    output_dir = mark_output_dir(output_dir, EVALUATION_KIND, written_by="scripts/evaluate.py")
-    fields = template.fields
-    parsed_by_system = {name: [template.parse(a) for a in answers] for name, answers in answers_by_system.items()}
-    metrics_by_system, plots = {}, []
-    for name, parsed in parsed_by_system.items():
-        metrics_by_system[name] = score_catalogue(rows, parsed, fields)
-        if PRICE_FIELD in fields:
-            plot = output_dir / f"price_scatter_{_slug(name)}.png"
-            plot_price_scatter(plot, [row[PRICE_FIELD] for row in rows], [p[PRICE_FIELD] for p in parsed], title=name)
-            plots.append(plot)
-    metrics_by_system.update(baselines)
-    write_predictions_jsonl(
-        output_dir / "predictions.jsonl",
-        (
-            {
-                "id": str(row.get("product_code", index)),
-                "truth": {field: row[field] for field in fields},
-                "references": [template.render(row)],
-                "predictions": {
-                    name: {
-                        "answer": answers_by_system[name][index],
-                        "parsed": parsed[index],
-                        "errors": answer_errors(row, parsed[index], fields),
-                    }
-                    for name, parsed in parsed_by_system.items()
-                },
-            }
-            for index, row in enumerate(rows)
-        ),
-    )
-    write_metrics_json(output_dir / "metrics.json", metrics_by_system)
-    write_report(output_dir, metrics_by_system, title, notes, plots, explanation=CATALOGUE_METRICS_EXPLAINED)
-    return metrics_by_system
-
-
-def _item_scores(answer: str, references: list[str], task_metric) -> dict[str, float]:
-    scores = {}
-    if task_metric is not None:
-        name, metric = task_metric
-        scores[name] = float(metric(answer, references))
-    return scores | answer_scores(answer, references)
 
 
 def _slug(name: str) -> str:

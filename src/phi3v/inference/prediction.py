@@ -5,7 +5,7 @@ Example:
 
 ```python
 >>> paths = find_images(["photos/", "extra/bag.jpg"])
->>> records = predict_images(model, processor, paths, batch_size=8)
+>>> records = predict_images(model, processor, paths, load_task("outputs/demo"), batch_size=8)
 >>> print(format_table(records))
 ```
 """
@@ -21,7 +21,8 @@ from PIL import Image
 
 from phi3v.errors import MissingPathError
 from phi3v.inference.generation import build_prompt, generate_answers
-from phi3v.tasks.catalogue import DEFAULT_QUESTION, AnswerTemplate, prompt_messages
+from phi3v.tasks import Task
+from phi3v.tasks.catalogue import prompt_messages
 
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp", ".gif", ".tif", ".tiff"}
@@ -100,34 +101,34 @@ def predict_images(
     model,
     processor,
     paths: Sequence[Path],
-    question: str = DEFAULT_QUESTION,
-    template: AnswerTemplate | None = None,
+    task: Task,
+    question: str | None = None,
     unreadable: Mapping[Path, str] | None = None,
     **generation_kwargs,
 ) -> list[dict]:
-    """Answers every readable image and, for a catalogue model, reads the template's fields from the answers; an
-    unreadable image gets a record with its `error`.
+    """Answers every readable image and reads the task's fields from the answers (the catalogue's template fields;
+    none for free text); an unreadable image gets a record with its `error`.
 
     Args:
         model, processor: as returned by `load_for_inference`.
         paths (`Sequence[Path]`): the image files.
-        question (`str`, *optional*, defaults to `DEFAULT_QUESTION`): the question the model was trained on.
-        template ([`AnswerTemplate`], *optional*): the catalogue answer template; without it only answers are given.
+        task ([`~phi3v.tasks.Task`]): what the model was trained for: its question and how its answers are read.
+        question (`str`, *optional*): asked instead of the task's question.
         unreadable (`Mapping[Path, str]`, *optional*): files not to send to the model, with the reason (from
             `find_unreadable_images`).
         **generation_kwargs: passed to `generate_answers` (`batch_size`, `max_new_tokens`, `num_crops`, ...).
 
     Returns:
-        `list[dict]`: per image, in order: `image` (path), each template field (`None` when unreadable) and `parsed`
-        (all read) for a catalogue model, the raw `answer` and `error` (`None`, or why the file could not be read).
+        `list[dict]`: per image, in order: `image` (path), each of the task's fields (`None` when unreadable) and
+        `parsed` (all read) when the task has fields, the raw `answer` and `error` (`None`, or why the file could not be read).
     """
     unreadable = unreadable or {}
     readable = [path for path in paths if path not in unreadable]
-    prompts = [build_prompt(processor, prompt_messages(question))] * len(readable)
+    prompts = [build_prompt(processor, prompt_messages(question or task.question))] * len(readable)
     answers = (
         generate_answers(model, processor, prompts, ImageFiles(readable), **generation_kwargs) if readable else []
     )
-    fields = dict.fromkeys(template.fields) | {"parsed": False} if template is not None else {}
+    fields = dict.fromkeys(task.answer_fields) | {"parsed": False} if task.answer_fields else {}
     records, readable_answers = [], iter(answers)
     for path in paths:
         if path in unreadable:
@@ -135,8 +136,8 @@ def predict_images(
             continue
         answer = next(readable_answers)
         record = {"image": str(path)}
-        if template is not None:
-            parsed = template.parse(answer)
+        if task.answer_fields:
+            parsed = task.parse(answer)
             record |= parsed | {"parsed": None not in parsed.values()}
         records.append(record | {"answer": answer, "error": None})
     return records

@@ -6,7 +6,7 @@ trained with its own `answer_template` is asked and scored with that template wi
 import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from phi3v.data.formats import row_converter
@@ -50,6 +50,12 @@ class TaskConfig:
             to_conversation, question=self.question, template=AnswerTemplate(self.answer_template)
         )
         return row_converter(self.dataset_format, columns, catalogue, folder)
+
+    def for_layout(self, layout: str) -> "TaskConfig":
+        """This config for rows of `layout`: catalogue rows make the conversation task the catalogue's (they are asked
+        the catalogue question and read with the template); a named task stays."""
+        task = CATALOGUE if layout == "catalogue" and self.task == CONVERSATION else self.task
+        return replace(self, task=task, dataset_format=layout)
 
     def save(self, directory: str | Path) -> Path:
         """Writes `phi3v_task.json` into `directory`."""

@@ -107,7 +107,7 @@ def first_turn_eval_item(row: Mapping) -> dict:
 
 
 @dataclass(frozen=True)
-class Task:
+class CookbookTask:
     """A published task: how a training row becomes a conversation, how an evaluation row is asked and scored.
 
     Args:
@@ -135,10 +135,10 @@ class Task:
     base_score: float | None = None
 
 
-def cauldron_accuracy_task(config: str) -> Task:
+def cauldron_accuracy_task(config: str) -> CookbookTask:
     """A the_cauldron config the Cookbook trains on `train[500:]` and scores by accuracy on `train[:500]`'s first turn
     (Hateful Memes, NLVR2)."""
-    return Task(
+    return CookbookTask(
         name=config,
         to_conversation=from_the_cauldron,
         to_eval_item=first_turn_eval_item,
@@ -151,7 +151,7 @@ def cauldron_accuracy_task(config: str) -> Task:
 
 
 TASKS = {
-    "docvqa": Task(
+    "docvqa": CookbookTask(
         name="docvqa",
         to_conversation=from_the_cauldron,
         to_eval_item=docvqa_eval_item,

@@ -14,7 +14,7 @@ from pathlib import Path
 import datasets
 from datasets import Features, List, Value
 
-from .cookbook import TASKS, PublishedResult, Task
+from .cookbook import TASKS, CookbookTask, PublishedResult
 
 
 EVAL_FEATURES = Features(
@@ -36,7 +36,7 @@ def _undecoded(rows: datasets.Dataset) -> datasets.Dataset:
     return rows
 
 
-def eval_conversations(task: Task, rows: datasets.Dataset) -> datasets.Dataset:
+def eval_conversations(task: CookbookTask, rows: datasets.Dataset) -> datasets.Dataset:
     """The task's evaluation rows as conversations whose last turn is the one to generate.
 
     Each row becomes `images`, `messages` (the Cookbook's prompt, then the first reference as the assistant turn, so
@@ -44,7 +44,7 @@ def eval_conversations(task: Task, rows: datasets.Dataset) -> datasets.Dataset:
     the answers the metric accepts).
 
     Args:
-        task ([`Task`]): The published task.
+        task ([`CookbookTask`]): The published task.
         rows (`datasets.Dataset`): Rows in the layout of `task.eval_source` (e.g. `nielsr/docvqa_1200_examples`).
     """
 
@@ -57,12 +57,12 @@ def eval_conversations(task: Task, rows: datasets.Dataset) -> datasets.Dataset:
 
 
 def score_predictions(
-    task: Task, predictions: Sequence[str], references: Sequence[Sequence[str]]
+    task: CookbookTask, predictions: Sequence[str], references: Sequence[Sequence[str]]
 ) -> tuple[float, list[float]]:
     """The task's metric over the evaluation set: the published number (mean x 100) and each item's score.
 
     Args:
-        task ([`Task`]): The published task.
+        task ([`CookbookTask`]): The published task.
         predictions (`Sequence[str]`): The generated answers, in the order of `references`.
         references (`Sequence[Sequence[str]]`): Each item's accepted answers.
 

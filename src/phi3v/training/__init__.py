@@ -14,7 +14,7 @@ from .configs import (
 )
 from .data import load_run_splits, training_task
 from .dpo_trainer import Phi3VDPOTrainer
-from .generation_validation import GenerationValidation, score_answers
+from .generation_validation import GenerationValidation
 from .length_grouping import add_length_column, padding_share
 from .model_loading import freeze_parts, load_model, load_processor, load_sft_model, lora_config
 from .preference_collator import Phi3VPreferenceCollator
@@ -47,7 +47,6 @@ __all__ = [
     "report_check",
     "report_selection",
     "save_run",
-    "score_answers",
     "selection_verdict",
     "setup_logging",
     "start_or_resume",

@@ -1,85 +1,53 @@
 """A W&B table of generated answers on validation rows, logged at each evaluation."""
 
-from collections.abc import Mapping, Sequence
-
 from transformers import TrainerCallback
 
 from phi3v.data.image_columns import load_image
-from phi3v.inference.generation import answer_items
-from phi3v.tasks.catalogue import PRICE_FIELD, AnswerTemplate
-from phi3v.text_metrics import answer_scores
 
 from .generation_validation import GenerationValidation
 
 
 class PredictionsTableCallback(TrainerCallback):
     r"""
-    At each evaluation, generates answers for a fixed set of validation items and logs a W&B table `eval/predictions`
-    (the first image, the reference, the generated answer; for a catalogue with prices also the absolute price error)
-    plus `eval/predictions_exact_match` (exact match after normalising, as every other metric of the project) and,
-    for a catalogue, `eval/predictions_price_mae` over the answers whose price could be read.
+    At each evaluation, logs a W&B table `eval/predictions` of the first `num_rows` validation items (the first image,
+    the reference, the generated answer, then the task's `table_columns`, e.g. the catalogue's price error) and the
+    task's metrics of those answers as `eval/predictions_<metric>` (`Task.metrics`: the same definitions as the
+    evaluation report).
 
-    The answer is generated (greedy), not read off teacher-forced logits, so the table shows what the model would
-    say. Every process generates, because ZeRO-3 and FSDP need all of them in the forward pass; the main process
-    logs. W&B is initialised by transformers' `WandbCallback` (`report_to: wandb`), with the project and entity taken
-    from `WANDB_PROJECT` and `WANDB_ENTITY`; `WANDB_MODE=offline` needs no login.
+    The answers are the generation validation's of this evaluation when it already generated them (DPO's
+    `eval_generations`), else generated here: greedy, not read off teacher-forced logits, so the table shows what the
+    model would say. Every process generates, because ZeRO-3 and FSDP need all of them in the forward pass; the main
+    process logs. W&B is initialised by transformers' `WandbCallback` (`report_to: wandb`), with the project and
+    entity taken from `WANDB_PROJECT` and `WANDB_ENTITY`; `WANDB_MODE=offline` needs no login.
 
     Args:
-        processor ([`Phi3VProcessor`]): renders and tokenises the prompts.
-        items (`Sequence[Mapping]`): validation items (`images`, `prompt`, `references`; `phi3v.inference.items`).
-        template ([`AnswerTemplate`], *optional*): for a catalogue, parses the answers to score their prices.
-        max_new_tokens (`int`, *optional*, defaults to 64): the longest answer generated.
-        validation ([`GenerationValidation`], *optional*): the run's validation by generation, whose first items are
-            `items`: the table then shows the answers it generated at this evaluation instead of generating again.
+        validation ([`GenerationValidation`]): the items, the task and the answers.
+        num_rows (`int`, *optional*): how many of the validation's items the table shows; defaults to all.
     """
 
-    def __init__(
-        self,
-        processor,
-        items: Sequence[Mapping],
-        template: AnswerTemplate | None = None,
-        max_new_tokens=64,
-        validation: GenerationValidation | None = None,
-    ):
-        if validation is not None and validation.items[: len(items)] != list(items):
-            raise ValueError("The table's items must be the first items of the generation validation.")
-        self.processor = processor
-        self.items = list(items)
-        self.template = template
-        self.max_new_tokens = max_new_tokens
+    def __init__(self, validation: GenerationValidation, num_rows: int | None = None):
         self.validation = validation
+        self.num_rows = len(validation.items) if num_rows is None else min(num_rows, len(validation.items))
 
-    def generate(self, model) -> list[str]:
-        """Greedy answers of `model` for the items: the validation's of this evaluation, or generated in one batch."""
-        if self.validation is not None:
-            return self.validation.answers[: len(self.items)]
-        return answer_items(model, self.processor, self.items, len(self.items), self.max_new_tokens)
+    def answers(self, model, step: int) -> list[str]:
+        """The validation's answers at `step`, generated now unless it already did at this step."""
+        if self.validation.answered_step != step or self.validation.answers is None:
+            self.validation.generate(model, step)
+        return self.validation.answers[: self.num_rows]
 
     def on_evaluate(self, args, state, control, model=None, **kwargs):
-        answers = self.generate(model)
+        answers = self.answers(model, state.global_step)
         if not state.is_world_process_zero:
             return
         import wandb
 
-        scores_prices = self.template is not None and PRICE_FIELD in self.template.fields
-        table = wandb.Table(columns=["image", "reference", "prediction", *(["price_error"] if scores_prices else [])])
-        errors, matches = [], []
-        for item, answer in zip(self.items, answers, strict=True):
-            reference = item["references"][0]
-            matches.append(answer_scores(answer, item["references"])["exact_match"])
+        task, items = self.validation.task, self.validation.items[: self.num_rows]
+        table = wandb.Table(columns=["image", "reference", "prediction", *task.table_columns])
+        for item, answer in zip(items, answers, strict=True):
             image = wandb.Image(load_image(item["images"][0])) if item["images"] else None
-            if scores_prices:
-                predicted, true = self.template.parse(answer)[PRICE_FIELD], self.template.parse(reference)[PRICE_FIELD]
-                error = None if predicted is None else abs(predicted - true)
-                errors += [] if error is None else [error]
-                table.add_data(image, reference, answer, error)
-            else:
-                table.add_data(image, reference, answer)
-        metrics = {
-            "eval/predictions": table,
-            "eval/predictions_exact_match": sum(matches) / len(matches),
-            "train/global_step": state.global_step,
-        }
-        if errors:
-            metrics["eval/predictions_price_mae"] = sum(errors) / len(errors)
+            table.add_data(image, item["references"][0], answer, *task.table_cells(item, answer))
+        metrics = {"eval/predictions": table, "train/global_step": state.global_step}
+        for name, value in task.metrics(items, answers).items():
+            if name != "num_samples" and value is not None:
+                metrics[f"eval/predictions_{name}"] = value
         wandb.log(metrics)

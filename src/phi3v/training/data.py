@@ -10,16 +10,18 @@ from phi3v.checks import check_choice
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.errors import DataError
+from phi3v.tasks import Task, build_task
 from phi3v.tasks.catalogue import AnswerTemplate
-from phi3v.tasks.config import CATALOGUE, CONVERSATION, TASK_NAMES, TaskConfig
+from phi3v.tasks.config import CONVERSATION, TASK_NAMES, TaskConfig
 
 from .configs import Phi3VScriptArguments
 
 
 def training_task(
     script_args: Phi3VScriptArguments, train_dataset: datasets.Dataset
-) -> tuple[TaskConfig, Callable[[Mapping], dict] | None]:
-    """The run's task config (saved with the model) and the converter from its rows to TRL's conversational format.
+) -> tuple[Task, Callable[[Mapping], dict] | None]:
+    """The run's task (its config, saved with the model, names the detected layout) and the converter from its rows
+    to TRL's conversational format.
 
     Args:
         script_args ([`Phi3VScriptArguments`]): `dataset_format`, `task`, `image_folder`, `question`,
@@ -45,9 +47,8 @@ def training_task(
                 "`python scripts/prepare_dataset.py --source ... --output_dir ...` (fetches and checks every image)."
             )
         template.check_round_trip(undecoded(train_dataset).remove_columns("image"))
-    task = script_args.task or (CATALOGUE if dataset_format == "catalogue" else CONVERSATION)
-    check_choice("task", task, TASK_NAMES)
-    return replace(config, task=task, dataset_format=dataset_format), converter
+    check_choice("task", script_args.task, TASK_NAMES, allow_none=True)
+    return build_task(replace(config, task=script_args.task or CONVERSATION).for_layout(dataset_format)), converter
 
 
 def load_run_splits(

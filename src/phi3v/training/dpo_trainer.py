@@ -32,7 +32,7 @@ class Phi3VDPOTrainer(DPOTrainer):
         # Added here rather than after `evaluate()`: `Trainer.evaluate` logs and returns the metrics of this loop.
         output = super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         if self.generation_validation is not None:
-            scores = self.generation_validation(self.model)
+            scores = self.generation_validation(self.model, self.state.global_step)
             output.metrics.update({f"{metric_key_prefix}_{name}": value for name, value in scores.items()})
         return output
 
