@@ -67,6 +67,15 @@ class Task:
         """The layout of a dataset with `columns` and its rows' converter to TRL's conversational format."""
         return self.config.row_converter(columns, dataset_name, image_folder)
 
+    def check_training_rows(self, rows, layout: str, dataset_name: str) -> None:
+        """Stops a run at start-up on training rows the task cannot learn from; any conversation will do here.
+
+        Args:
+            rows (`datasets.Dataset`): the training split.
+            layout (`str`): its layout.
+            dataset_name (`str`): named in the error.
+        """
+
     def eval_items(
         self, rows: Iterable[Mapping], layout: str, to_conversation: Callable[[Mapping], Mapping] | None
     ) -> list[dict]:

@@ -2,14 +2,11 @@
 checks that stop a bad setup at start-up (a raw catalogue, an answer template that cannot be read back)."""
 
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 
 import datasets
 
 from phi3v.checks import check_choice
-from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
-from phi3v.errors import DataError
 from phi3v.tasks import Task, build_task
 from phi3v.tasks.catalogue import AnswerTemplate
 from phi3v.tasks.config import CONVERSATION, TASK_NAMES, TaskConfig
@@ -32,23 +29,19 @@ def training_task(
         `ValueError`: for a layout the columns do not fit, a catalogue whose images are not images yet (a raw
             table of URLs), or an answer template that cannot be read back from the training rows.
     """
-    template = AnswerTemplate(script_args.answer_template)
+    check_choice("task", script_args.task, TASK_NAMES, allow_none=True)
     config = TaskConfig(
-        dataset_format=script_args.dataset_format, question=script_args.question, answer_template=template.template
+        task=script_args.task or CONVERSATION,
+        dataset_format=script_args.dataset_format,
+        question=script_args.question,
+        answer_template=AnswerTemplate(script_args.answer_template).template,
     )
-    dataset_format, converter = config.row_converter(
+    layout, converter = config.row_converter(
         train_dataset.column_names, script_args.dataset_name, script_args.image_folder
     )
-    if dataset_format == "catalogue":
-        if not isinstance(train_dataset.features.get("image"), datasets.Image):
-            raise DataError(
-                f"{script_args.dataset_name} is a catalogue whose `image` column holds "
-                f"{train_dataset.features.get('image')}, not images: prepare it first with "
-                "`python scripts/prepare_dataset.py --source ... --output_dir ...` (fetches and checks every image)."
-            )
-        template.check_round_trip(undecoded(train_dataset).remove_columns("image"))
-    check_choice("task", script_args.task, TASK_NAMES, allow_none=True)
-    return build_task(replace(config, task=script_args.task or CONVERSATION).for_layout(dataset_format)), converter
+    task = build_task(config.for_layout(layout))
+    task.check_training_rows(train_dataset, layout, script_args.dataset_name)
+    return task, converter
 
 
 def load_run_splits(

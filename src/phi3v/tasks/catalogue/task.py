@@ -4,6 +4,10 @@ per field (`metrics`), median-price baselines, and per-field rewards for RL."""
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
 
+import datasets
+
+from phi3v.data.image_columns import undecoded
+from phi3v.errors import DataError
 from phi3v.text_metrics import normalised_edit_similarity
 
 from ..base import Task
@@ -42,6 +46,23 @@ class CatalogueTask(Task):
         self.template = AnswerTemplate(config.answer_template)
         self.answer_fields = tuple(self.template.fields)
         self.table_columns = ("price_error",) if PRICE_FIELD in self.template.fields else ()
+
+    def check_training_rows(self, rows, layout: str, dataset_name: str) -> None:
+        """Catalogue rows must hold decoded images (not a raw table of URLs), and the answer template must read back
+        what it renders from them (`AnswerTemplate.check_round_trip`).
+
+        Raises:
+            `DataError`: naming the dataset and what to do, or the row the template cannot read back.
+        """
+        if layout != "catalogue":
+            return
+        if not isinstance(rows.features.get("image"), datasets.Image):
+            raise DataError(
+                f"{dataset_name} is a catalogue whose `image` column holds {rows.features.get('image')}, not images: "
+                "prepare it first with `python scripts/prepare_dataset.py --source ... --output_dir ...` (fetches and "
+                "checks every image)."
+            )
+        self.template.check_round_trip(undecoded(rows).remove_columns("image"))
 
     def eval_items(
         self, rows: Iterable[Mapping], layout: str, to_conversation: Callable[[Mapping], Mapping] | None
