@@ -23,11 +23,11 @@ def log_evaluation(
     images: Sequence,
     config: Mapping,
 ) -> str:
-    """Logs what `write_catalogue_results` or `write_conversation_results` wrote in `output_dir`, plus the product images, to a new W&B run.
+    """Logs what `write_results` wrote in `output_dir`, plus the product images, to a new W&B run.
 
     Args:
         output_dir (`str` or `Path`): the evaluation's output directory (`predictions.jsonl`, plots, report).
-        metrics_by_system (`Mapping[str, Mapping]`): system name -> metrics, as `write_catalogue_results` or `write_conversation_results` returned them.
+        metrics_by_system (`Mapping[str, Mapping]`): system name -> metrics, as `write_results` returned them.
         images (`Sequence[list]`): the images of each line of `predictions.jsonl`, in order (cells or PIL images).
         config (`Mapping`): the run's settings (the script's arguments), stored as the W&B run config.
 

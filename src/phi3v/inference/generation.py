@@ -119,7 +119,7 @@ def generate_answers(
 
 @torch.no_grad()
 def answer_items(model, processor, items: Sequence[dict], batch_size: int = 16, max_new_tokens: int = 64) -> list[str]:
-    """Greedy answers to evaluation items (`prompt` messages and `images`, `phi3v.inference.items`), in eval mode;
+    """Greedy answers to evaluation items (`prompt` messages and `images`, `Task.eval_items`), in eval mode;
     the model is left in the mode it was in (training callbacks call this mid-training)."""
     was_training = model.training
     model.eval()
