@@ -288,9 +288,7 @@ def test_inputs_embeds_with_images_but_no_input_ids_are_refused(tiny):
         model(input_ids=batch["input_ids"][:, 1:], inputs_embeds=embeddings, **images)
     # `generate` hands the first forward `inputs_embeds` without `input_ids`, so it is refused there too.
     with pytest.raises(ValueError, match="needs the `input_ids` they embed"):
-        model.generate(
-            inputs_embeds=embeddings, attention_mask=batch["attention_mask"], **images, max_new_tokens=2
-        )
+        model.generate(inputs_embeds=embeddings, attention_mask=batch["attention_mask"], **images, max_new_tokens=2)
 
 
 def test_backbone_call_merges_images_as_trl_fused_head_needs(tiny_checkpoint):
