@@ -41,7 +41,7 @@ class CookbookRow:
 
     Args:
         name (`str`): the Cookbook's row.
-        recipe (`str`): the recipe of `recipes/` that reproduces it.
+        recipe (`str`): the recipe that reproduces it, as its path under `recipes/`.
         attention (`str`): `eager` or `flash_attention_2`.
         images_per_second (`float`): measured, over 8 GPUs.
         memory_gb (`float`): measured peak per GPU.
