@@ -20,7 +20,7 @@ $(INSTALLED): setup.cfg pyproject.toml
 demo: install
 	test -d outputs/tiny-phi3v || $(PY) scripts/make_tiny_model.py --output outputs/tiny-phi3v
 	test -d data/synthetic || $(PY) scripts/make_synthetic_catalogue.py --output data/synthetic
-	$(PY) scripts/sft.py recipes/smoke.yaml
+	$(PY) scripts/sft.py recipes/smoke/sft-full.yaml
 	$(PY) scripts/evaluate.py --dataset data/synthetic --model smoke=outputs/demo --output_dir outputs/demo-eval \
 		--overwrite
 	@echo "Tiny model: outputs/tiny-phi3v   catalogue: data/synthetic   SFT model: outputs/demo"
@@ -32,11 +32,11 @@ demo: install
 demo-dpo: install
 	test -d outputs/tiny-phi3v || $(PY) scripts/make_tiny_model.py --output outputs/tiny-phi3v
 	test -d data/synthetic || $(PY) scripts/make_synthetic_catalogue.py --output data/synthetic
-	$(PY) scripts/sft.py recipes/smoke.yaml --max_steps 360 --eval_strategy no --save_strategy no \
+	$(PY) scripts/sft.py recipes/smoke/sft-full.yaml --max_steps 360 --eval_strategy no --save_strategy no \
 		--output_dir outputs/demo-sft-short
 	$(PY) scripts/make_preferences.py --dataset data/synthetic --model outputs/demo-sft-short \
 		--output outputs/demo-preferences --overwrite
-	$(PY) scripts/dpo.py recipes/smoke-dpo.yaml
+	$(PY) scripts/dpo.py recipes/smoke/dpo-lora.yaml
 	$(PY) scripts/evaluate.py --dataset data/synthetic --model sft=outputs/demo-sft-short dpo=outputs/demo-dpo \
 		--output_dir outputs/demo-dpo-eval --overwrite --no_blank_control
 	@echo "Short SFT: outputs/demo-sft-short   pairs: outputs/demo-preferences   DPO model: outputs/demo-dpo"
@@ -51,16 +51,16 @@ REPRODUCE_CPU := --model_name_or_path outputs/tiny-phi3v --use_cpu true --bf16 f
 demo-reproduce: install
 	test -d outputs/tiny-phi3v || $(PY) scripts/make_tiny_model.py --output outputs/tiny-phi3v
 	test -d data/reproduction || $(PY) scripts/make_reproduction_fixtures.py --output_dir data/reproduction
-	$(PY) scripts/reproduce.py recipes/docvqa-full.yaml --report_dir outputs/reproduce-docvqa --overwrite \
+	$(PY) scripts/reproduce.py recipes/cookbook/docvqa/sft-full.yaml --report_dir outputs/reproduce-docvqa --overwrite \
 		--eval_dataset data/reproduction/docvqa_1200_examples --eval_split test \
 		--dataset_name data/reproduction/the_cauldron/docvqa $(REPRODUCE_CPU) --num_train_epochs 20 \
 		--output_dir outputs/reproduce-docvqa/model
-	$(PY) scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir outputs/reproduce-hateful-memes \
+	$(PY) scripts/reproduce.py recipes/cookbook/hateful-memes/sft-full.yaml --report_dir outputs/reproduce-hateful-memes \
 		--overwrite --eval_dataset data/reproduction/the_cauldron/hateful_memes --eval_split "train[:40]" \
 		--dataset_name data/reproduction/the_cauldron/hateful_memes --dataset_train_split "train[40:]" \
 		$(REPRODUCE_CPU) --num_train_epochs 12 --output_dir outputs/reproduce-hateful-memes/model
-	$(PY) scripts/reproduce.py recipes/nlvr2-phi3.5-full.yaml --report_dir outputs/reproduce-nlvr2 --overwrite \
-		--eval_dataset data/reproduction/the_cauldron/nlvr2 --eval_split "train[:40]" \
+	$(PY) scripts/reproduce.py recipes/cookbook/nlvr2/sft-full-phi3.5.yaml --report_dir outputs/reproduce-nlvr2 \
+		--overwrite --eval_dataset data/reproduction/the_cauldron/nlvr2 --eval_split "train[:40]" \
 		--dataset_name data/reproduction/the_cauldron/nlvr2 --dataset_train_split "train[40:]" \
 		$(REPRODUCE_CPU) --num_train_epochs 12 --output_dir outputs/reproduce-nlvr2/model
 	@echo "Reports: outputs/reproduce-{docvqa,hateful-memes,nlvr2}/report.md (predictions.jsonl, reproduction.json)"

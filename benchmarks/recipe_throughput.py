@@ -25,20 +25,22 @@ dense TFLOP/s from the device name, else a timed 1024^3 linear layer in the run'
 GPU (one process; per-GPU images/s compare with the Cookbook's figure / 8; `--model_config` is a folder with the
 Hub files without weights, or a Hub id):
 
-    python benchmarks/recipe_throughput.py recipes/docvqa-lora.yaml \
+    python benchmarks/recipe_throughput.py recipes/cookbook/docvqa/sft-lora.yaml \
       --model_config /path/to/Phi-3-vision-128k-instruct --output docvqa-lora.json
-    python benchmarks/recipe_throughput.py recipes/docvqa-full.yaml --model_config microsoft/Phi-3-vision-128k-instruct
-    python benchmarks/recipe_throughput.py recipes/nlvr2-phi3.5-full.yaml --model_config /path/to/Phi-3.5-vision-instruct
+    python benchmarks/recipe_throughput.py recipes/cookbook/docvqa/sft-full.yaml \
+      --model_config microsoft/Phi-3-vision-128k-instruct
+    python benchmarks/recipe_throughput.py recipes/cookbook/nlvr2/sft-full-phi3.5.yaml \
+      --model_config /path/to/Phi-3.5-vision-instruct
 
 CPU, tiny (seconds; `--use_cpu true` lets a bf16 recipe parse without a GPU):
 
     python scripts/make_tiny_model.py --output outputs/tiny-phi3v
-    python benchmarks/recipe_throughput.py recipes/docvqa-lora.yaml --model_config outputs/tiny-phi3v --use_cpu true \
-      --gradient_accumulation_steps 1 --benchmark_warmup 1 --benchmark_steps 1 --output tiny.json
+    python benchmarks/recipe_throughput.py recipes/cookbook/docvqa/sft-lora.yaml --model_config outputs/tiny-phi3v \
+      --use_cpu true --gradient_accumulation_steps 1 --benchmark_warmup 1 --benchmark_steps 1 --output tiny.json
 
 CPU, real size, one LoRA step at one crop per page (what fits in 24 GiB; benchmarks/README.md has the numbers):
 
-    OMP_NUM_THREADS=2 python benchmarks/recipe_throughput.py recipes/docvqa-lora.yaml \
+    OMP_NUM_THREADS=2 python benchmarks/recipe_throughput.py recipes/cookbook/docvqa/sft-lora.yaml \
       --model_config ../shared/hub_files/Phi-3-vision-128k-instruct --use_cpu true --attn_implementation sdpa \
       --num_crops 1 --gradient_accumulation_steps 1 --benchmark_warmup 0 --benchmark_steps 1
 """

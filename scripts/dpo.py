@@ -10,10 +10,10 @@ Usage:
     accelerate launch --config_file accelerate_configs/single_gpu.yaml scripts/sft.py recipes/burberry.yaml
     python scripts/make_preferences.py --dataset data/burberry --model outputs/phi3v-burberry \
         --output data/burberry-preferences
-    accelerate launch --config_file accelerate_configs/single_gpu.yaml scripts/dpo.py recipes/burberry-dpo.yaml
+    accelerate launch --config_file accelerate_configs/single_gpu.yaml scripts/dpo.py recipes/burberry/dpo-lora.yaml
 
     # CPU smoke run on the short smoke SFT and its on-policy pairs (`make demo-dpo` makes both, see the recipe)
-    python scripts/dpo.py recipes/smoke-dpo.yaml
+    python scripts/dpo.py recipes/smoke/dpo-lora.yaml
 
 With `use_peft`, a new adapter trains on top of the SFT model (an SFT adapter is merged in memory first), the reference
 is the same model with the adapter disabled, and the output is that adapter, whose base is the SFT output

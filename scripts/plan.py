@@ -5,11 +5,11 @@ GPU by term, and time. `scripts/sft.py` and `scripts/dpo.py` print the same plan
 Usage:
 
     # the recipe's own layout (the accelerate config its header names), the GPU torch sees (else an A100-80GB)
-    python scripts/plan.py recipes/docvqa-lora.yaml
+    python scripts/plan.py recipes/cookbook/docvqa/sft-lora.yaml
 
     # another layout on 4 GPUs of 24 GB, with an assumed sequence length instead of reading the data
-    python scripts/plan.py recipes/docvqa-full.yaml --config_file accelerate_configs/zero3.yaml --num_gpus 4 \
-        --gpu_memory 24 --tokens_per_sample 2443
+    python scripts/plan.py recipes/cookbook/docvqa/sft-full.yaml --config_file accelerate_configs/zero3.yaml \
+        --num_gpus 4 --gpu_memory 24 --tokens_per_sample 2443
 
 Flags after the recipe override it, as for `scripts/sft.py`. Without `--tokens_per_sample` the training split is read
 (image headers only); when it cannot be (a Hub dataset offline), the plan says so and assumes the Phi-3 Cookbook's

@@ -3,9 +3,9 @@ before the base model's evaluation is spent), evaluate the base model, train wit
 result, and report before, after, the published number, the difference and whether it is within the sampling
 tolerance (+-4 ANLS for DocVQA's 200 items, +-3 points for the 500-item accuracy sets).
 
-Run as (8 GPUs; the recipe header gives the accelerate config, `recipes/published/README.md` the table):
+Run as (8 GPUs; the recipe header gives the accelerate config, `recipes/cookbook/README.md` the table):
 
-    python scripts/reproduce.py recipes/docvqa-lora.yaml \
+    python scripts/reproduce.py recipes/cookbook/docvqa/sft-lora.yaml \
         --launcher "accelerate launch --config_file accelerate_configs/multi_gpu.yaml" \
         --eval_launcher "accelerate launch --num_processes 8"
 
@@ -13,7 +13,8 @@ Flags this script does not know go to `scripts/sft.py` after the recipe (e.g. `-
 training and both evaluations). Offline, on the fixtures of `scripts/make_reproduction_fixtures.py` and the tiny model
 (`make demo-reproduce` runs all three tasks this way, 1-4 minutes each on CPU):
 
-    python scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir outputs/reproduce-hateful-memes \
+    python scripts/reproduce.py recipes/cookbook/hateful-memes/sft-full.yaml \
+        --report_dir outputs/reproduce-hateful-memes \
         --eval_dataset data/reproduction/the_cauldron/hateful_memes --eval_split "train[:40]" \
         --model_name_or_path outputs/tiny-phi3v --dataset_name data/reproduction/the_cauldron/hateful_memes \
         --dataset_train_split "train[40:]" --use_cpu true --bf16 false --dtype float32 --attn_implementation sdpa \
@@ -88,11 +89,13 @@ def main(args: argparse.Namespace, sft_args: list[str]) -> None:
     ################
     # Cheap checks first: the recipe is a published row, the flags parse, the report directory is free
     ################
-    rows = {row.recipe: row for row in PUBLISHED}
     recipe = Path(args.recipe)
-    if recipe.name not in rows:
-        raise UsageError(f"{recipe} is not the recipe of a published row; those are {sorted(rows)}.")
-    published, task = rows[recipe.name], TASKS[rows[recipe.name].task]
+    # A row's recipe is named by its path under recipes/ (`cookbook/docvqa/sft-lora.yaml`), wherever the checkout is.
+    published = next((row for row in PUBLISHED if recipe.resolve().as_posix().endswith(f"/{row.recipe}")), None)
+    if published is None:
+        recipes = sorted(f"recipes/{row.recipe}" for row in PUBLISHED)
+        raise UsageError(f"{recipe} is not the recipe of a published row; those are {recipes}.")
+    task = TASKS[published.task]
     parser = TrlParser((Phi3VScriptArguments, SFTConfig, Phi3VModelConfig))
     script_args, training_args, model_args = parse_recipe(parser, [str(recipe), *sft_args])
     report_dir = Path(args.report_dir or f"{training_args.output_dir}-reproduction")
@@ -173,7 +176,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
     )
-    parser.add_argument("recipe", help="The recipe of a published row, e.g. recipes/docvqa-lora.yaml.")
+    parser.add_argument("recipe", help="The recipe of a published row, e.g. recipes/cookbook/docvqa/sft-lora.yaml.")
     parser.add_argument(
         "--report_dir", default=None, help="Where to write the report (default: OUTPUT_DIR-reproduction)."
     )

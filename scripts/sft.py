@@ -8,7 +8,7 @@ Usage:
     accelerate launch --config_file accelerate_configs/single_gpu.yaml scripts/sft.py recipes/burberry.yaml
 
     # full fine-tune, frozen vision tower, ZeRO-3 on 8 GPUs
-    accelerate launch --config_file accelerate_configs/zero3.yaml scripts/sft.py recipes/burberry-full.yaml
+    accelerate launch --config_file accelerate_configs/zero3.yaml scripts/sft.py recipes/burberry/sft-full.yaml
 
     # your own data, in any supported layout (TRL conversational, the_cauldron, LLaVA JSON, DocVQA, catalogue)
     accelerate launch scripts/sft.py recipes/burberry.yaml --dataset_name my_data/llava.json \
@@ -16,7 +16,7 @@ Usage:
         --output_dir outputs/my-run
 
     # tiny model and synthetic catalogue on CPU (`make demo`); flags after the recipe override it
-    python scripts/sft.py recipes/smoke.yaml --num_train_epochs 1
+    python scripts/sft.py recipes/smoke/sft-full.yaml --num_train_epochs 1
 
 The output directory holds the model (or the LoRA adapter), the processor, the generation config, `phi3v_task.json`
 (what `scripts/evaluate.py` needs to ask and score it) and a model card, and loads with `AutoProcessor` and

@@ -42,7 +42,7 @@ CAULDRON_FIXTURES = {"docvqa": "cauldron_docvqa", "hateful_memes": "hateful_meme
 
 
 def is_dpo(recipe: Path) -> bool:
-    return recipe.name.endswith("-dpo.yaml")  # the repository's convention: `*-dpo.yaml` recipes are for dpo.py
+    return recipe.name.startswith("dpo-")  # the repository's convention: a file name starts with its stage
 
 
 def parse(recipe: Path, *overrides: str) -> tuple:

@@ -53,7 +53,13 @@ def check_result(result: dict, stdout: str, method: str) -> None:
 
 def test_lora_recipe_as_a_command(tiny_checkpoint, tmp_path):
     output = tmp_path / "result.json"
-    command = [sys.executable, str(SCRIPT), "recipes/docvqa-lora.yaml", "--model_config", str(tiny_checkpoint)]
+    command = [
+        sys.executable,
+        str(SCRIPT),
+        "recipes/cookbook/docvqa/sft-lora.yaml",
+        "--model_config",
+        str(tiny_checkpoint),
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1"}
     done = subprocess.run(
         [*command, *TINY_RUN, "--output", str(output), "--plan", "true"],
@@ -78,10 +84,10 @@ def benchmark_main():
 @pytest.mark.parametrize(
     "recipe, method",
     [
-        ("docvqa-full.yaml", "full"),
-        ("docvqa-frozen-vision.yaml", "frozen-vision"),
+        ("cookbook/docvqa/sft-full.yaml", "full"),
+        ("cookbook/docvqa/sft-frozen-vision.yaml", "frozen-vision"),
         pytest.param(
-            "docvqa-qlora.yaml",
+            "cookbook/docvqa/sft-qlora.yaml",
             "qlora",
             marks=pytest.mark.skipif(not is_bitsandbytes_available(), reason="4-bit needs bitsandbytes"),
         ),
@@ -95,7 +101,7 @@ def test_tiny_recipe_on_cpu(benchmark_main, tiny_checkpoint, capsys, recipe, met
 
 @pytest.mark.skipif(is_bitsandbytes_available(), reason="bitsandbytes is installed: QLoRA runs")
 def test_qlora_without_bitsandbytes_is_skipped(benchmark_main, tiny_checkpoint, capsys):
-    recipe = f"{REPO_ROOT}/recipes/docvqa-qlora.yaml"
+    recipe = f"{REPO_ROOT}/recipes/cookbook/docvqa/sft-qlora.yaml"
     result = benchmark_main([recipe, "--model_config", str(tiny_checkpoint), "--use_cpu", "true"])
 
     assert result["skipped"] == "skipped: bitsandbytes not installed"

@@ -17,7 +17,8 @@ from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DPO_RECIPES = sorted(path.name for path in (REPO_ROOT / "recipes").glob("*dpo*.yaml"))
+RECIPES = REPO_ROOT / "recipes"
+DPO_RECIPES = sorted(path.relative_to(RECIPES).as_posix() for path in RECIPES.rglob("dpo-*.yaml"))
 
 
 def parse(args):
@@ -25,12 +26,12 @@ def parse(args):
 
 
 def test_the_dpo_recipes_exist():
-    assert DPO_RECIPES == ["burberry-dpo.yaml", "smoke-dpo.yaml"]
+    assert DPO_RECIPES == ["burberry/dpo-lora.yaml", "smoke/dpo-lora.yaml"]
 
 
 @pytest.mark.parametrize("recipe", DPO_RECIPES)
 def test_dpo_recipe_parses_positionally_and_with_config(recipe):
-    path = str(REPO_ROOT / "recipes" / recipe)
+    path = str(RECIPES / recipe)
     cpu = ["--use_cpu", "true", "--bf16", "false"]
     script_args, training_args, model_args = parse([path, *cpu])
     _, config_training_args, config_model_args = parse(["--config", path, *cpu])
@@ -42,7 +43,7 @@ def test_dpo_recipe_parses_positionally_and_with_config(recipe):
 
 def test_dpo_recipe_rejects_unknown_keys(tmp_path):
     recipe = tmp_path / "bad.yaml"
-    recipe.write_text((REPO_ROOT / "recipes" / "smoke-dpo.yaml").read_text() + "max_prompt_length: 128\n")
+    recipe.write_text((RECIPES / "smoke" / "dpo-lora.yaml").read_text() + "max_prompt_length: 128\n")
     with pytest.raises(ValueError, match="max_prompt_length"):
         parse([str(recipe)])
 
@@ -60,9 +61,9 @@ def short_sft_and_pairs(tiny_checkpoint, synthetic_catalogue, tmp_path_factory):
     """A short smoke SFT, so the model answers in the right format but still makes mistakes, and its on-policy pairs."""
     root = tmp_path_factory.mktemp("sft-and-pairs")
     sft, pairs = root / "sft", root / "pairs"
-    run("scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name",
-        str(synthetic_catalogue), "--output_dir", str(sft), "--max_steps", "40", "--eval_strategy", "no",
-        "--save_strategy", "no")  # fmt: skip
+    run("scripts/sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint),
+        "--dataset_name", str(synthetic_catalogue), "--output_dir", str(sft), "--max_steps", "40", "--eval_strategy",
+        "no", "--save_strategy", "no")  # fmt: skip
     run(
         "scripts/make_preferences.py",
         "--dataset",
@@ -96,7 +97,7 @@ def test_smoke_sft_then_pairs_then_dpo_then_one_report(short_sft_and_pairs, synt
 
     # Smoke DPO from the SFT model, LoRA on top, reference = adapter disabled; evaluated on the validation pairs and
     # by the answers to the validation prompts at steps 0 (the SFT model), 8, 16 and 24.
-    result = run("scripts/dpo.py", "recipes/smoke-dpo.yaml", "--model_name_or_path", str(sft), "--dataset_name",
+    result = run("scripts/dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(sft), "--dataset_name",
                  str(pairs), "--output_dir", str(dpo), "--max_steps", "24", "--logging_steps", "4",
                  "--per_device_train_batch_size", "4", "--eval_steps", "8", "--save_steps", "8")  # fmt: skip
     history = json.loads((dpo / "trainer_state.json").read_text())["log_history"]
@@ -148,7 +149,7 @@ def test_dpo_that_cannot_beat_sft_says_so_and_saves_its_best_checkpoint_not_its_
     (sft, pairs), dpo = short_sft_and_pairs, tmp_path / "dpo"
     # A learning rate that wrecks generation: no DPO checkpoint answers in the SFT model's form any more. Checkpoints
     # are chosen by the share of answers that parse; all of them are kept, to compare the saved weights with them.
-    result = run("scripts/dpo.py", "recipes/smoke-dpo.yaml", "--model_name_or_path", str(sft), "--dataset_name",
+    result = run("scripts/dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(sft), "--dataset_name",
                  str(pairs), "--output_dir", str(dpo), "--learning_rate", "0.05", "--max_steps", "12",
                  "--per_device_train_batch_size", "4", "--eval_steps", "4", "--save_steps", "4",
                  "--save_total_limit", "5", "--metric_for_best_model", "eval_parse_rate",

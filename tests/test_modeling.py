@@ -11,7 +11,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401  (registers the Auto classes)
 from phi3v import Phi3VConfig, Phi3VForCausalLM
-from phi3v.modeling.image_features import merge_2x2
+from phi3v.modeling.image_features import count_image_tokens, merge_2x2
 
 from .conftest import hub_files
 
@@ -117,7 +117,7 @@ def test_image_embedding_layout_sub_grid_separators_then_global(tiny):
     global_row = [0.0] * g + [sub_gn]
     expected = sub_row * g + [glb_gn] + global_row * g
     assert tokens.tolist() == pytest.approx(expected)
-    assert len(expected) == model.model.count_image_tokens(torch.tensor([[rows * size, cols * size]]))[0]
+    assert len(expected) == count_image_tokens(rows * size, cols * size, size, g)
 
 
 def test_padding_crops_never_run_through_clip(tiny):
@@ -261,6 +261,34 @@ def test_placeholder_and_image_count_mismatch_is_a_clear_error(tiny):
     bad = dict(batch, input_ids=batch["input_ids"][:, 5:], attention_mask=batch["attention_mask"][:, 5:])
     with pytest.raises(ValueError, match="image placeholder tokens"):
         model(**bad)
+
+
+def test_inputs_embeds_with_images_merge_them_at_the_placeholders_of_input_ids(tiny):
+    # As llava's merge: the image features replace the given embeddings where `input_ids` holds placeholders.
+    model, processor = tiny
+    batch = processor(MIXED_TEXTS, _mixed_images())
+    with torch.no_grad():
+        expected = model(**batch).logits
+        embeddings = model.get_input_embeddings()(batch["input_ids"].clamp(min=0))
+        merged = model(**batch, inputs_embeds=embeddings).logits
+        text_only = model(inputs_embeds=embeddings, attention_mask=batch["attention_mask"]).logits
+    assert torch.equal(merged, expected)
+    assert not torch.allclose(text_only, expected)  # the images change the logits, so none were dropped
+
+
+def test_inputs_embeds_with_images_but_no_input_ids_are_refused(tiny):
+    # A placeholder is a negative id, which no embedding identifies: without `input_ids` the images have no place.
+    model, processor = tiny
+    batch = processor(MIXED_TEXTS, _mixed_images(), padding_side="left")
+    embeddings = model.get_input_embeddings()(batch["input_ids"].clamp(min=0))
+    images = {"pixel_values": batch["pixel_values"], "image_sizes": batch["image_sizes"]}
+    with pytest.raises(ValueError, match="needs the `input_ids` they embed"):
+        model(inputs_embeds=embeddings, attention_mask=batch["attention_mask"], **images)
+    with pytest.raises(ValueError, match="needs the `input_ids` they embed"):
+        model(input_ids=batch["input_ids"][:, 1:], inputs_embeds=embeddings, **images)
+    # `generate` hands the first forward `inputs_embeds` without `input_ids`, so it is refused there too.
+    with pytest.raises(ValueError, match="needs the `input_ids` they embed"):
+        model.generate(inputs_embeds=embeddings, attention_mask=batch["attention_mask"], **images, max_new_tokens=2)
 
 
 def test_backbone_call_merges_images_as_trl_fused_head_needs(tiny_checkpoint):

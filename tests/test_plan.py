@@ -62,18 +62,18 @@ def measured():
 
 def test_full_and_frozen_parameter_counts_are_exact(official_files):
     config = AutoConfig.from_pretrained(official_files)
-    _, _, full = recipe_args("docvqa-full.yaml")
+    _, _, full = recipe_args("cookbook/docvqa/sft-full.yaml")
     params = count_parameters(config, full)
     assert params.total == TOTAL
     assert params.trainable == TOTAL - UNUSED_CLIP
-    _, _, frozen = recipe_args("docvqa-frozen-vision.yaml")
+    _, _, frozen = recipe_args("cookbook/docvqa/sft-frozen-vision.yaml")
     # The language model is 3,821,079,552 of the 4,146,621,440; the Cookbook's frozen image model also freezes the
     # token embedding (32,064 x 3,072), which Microsoft's code keeps inside `vision_embed_tokens`.
     assert count_parameters(config, frozen).trainable == 3_821_079_552 - 32_064 * 3_072
 
 
 def test_lora_and_qlora_counts_are_r_times_in_plus_out_per_adapted_linear(phi3v_config):
-    _, _, lora = recipe_args("docvqa-lora.yaml")
+    _, _, lora = recipe_args("cookbook/docvqa/sft-lora.yaml")
     params = count_parameters(phi3v_config, lora)
     # Formula, per matched linear layer of the 23 CLIP layers run, the decoder, the LM head and the projector.
     per_decoder_layer = sum(
@@ -90,7 +90,7 @@ def test_lora_and_qlora_counts_are_r_times_in_plus_out_per_adapted_linear(phi3v_
     assert sum(p.numel() for p in model.parameters() if p.requires_grad) == params.lora
     assert (params.language_trains, params.vision_trains) == ("adapter", "adapter")
 
-    _, _, qlora = recipe_args("docvqa-qlora.yaml")
+    _, _, qlora = recipe_args("cookbook/docvqa/sft-qlora.yaml")
     quantized = count_parameters(phi3v_config, qlora).quantized
     # Every linear weight but the LM head's (and the unused CLIP layer's, which is a linear layer too).
     linears = 32 * (9216 + 3072 + 16384 + 8192) * 3072 + 24 * (4 * 1024 + 2 * 4096) * 1024 + (4096 + 3072) * 3072
@@ -129,7 +129,7 @@ def test_assumed_tokens_follow_num_crops():
 
 def test_sft_prints_the_plan_from_the_rows_it_read(tiny_checkpoint, synthetic_catalogue, capsys):
     script_args, training_args, model_args = recipe_args(
-        "smoke.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name", str(synthetic_catalogue)
+        "smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name", str(synthetic_catalogue)
     )
     rows = load_splits(str(synthetic_catalogue), ["train"])["train"]
     _, to_conversation = training_task(script_args, rows)
@@ -185,7 +185,7 @@ def test_frozen_image_rows_exceed_the_a100_peak_if_the_decoder_trains(measured):
 
 
 def test_sharding_offload_checkpointing_and_attention_move_memory_the_right_way(phi3v_config):
-    _, _, full = recipe_args("docvqa-full.yaml")
+    _, _, full = recipe_args("cookbook/docvqa/sft-full.yaml")
     params = count_parameters(phi3v_config, full)
     workload = Workload(2443)
 
@@ -231,7 +231,7 @@ def run_plan_script(monkeypatch, capsys, *args) -> str:
 
 def test_plan_script_prints_every_section_and_warns_when_it_does_not_fit(monkeypatch, capsys):
     hub = str(hub_files("Phi-3-vision-128k-instruct"))
-    args = ["recipes/docvqa-lora.yaml", "--model_name_or_path", hub, "--tokens_per_sample", "2443.23"]
+    args = ["recipes/cookbook/docvqa/sft-lora.yaml", "--model_name_or_path", hub, "--tokens_per_sample", "2443.23"]
     monkeypatch.chdir(REPO_ROOT)
     out = run_plan_script(monkeypatch, capsys, *args)
     for section in (
@@ -258,7 +258,7 @@ def test_plan_script_plans_offline_with_assumed_tokens_and_the_built_in_architec
     monkeypatch.chdir(REPO_ROOT)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache: neither the dataset nor the config is there
-    out = run_plan_script(monkeypatch, capsys, "recipes/docvqa-full.yaml", "--num_gpus", "4")
+    out = run_plan_script(monkeypatch, capsys, "recipes/cookbook/docvqa/sft-full.yaml", "--num_gpus", "4")
     lines = out.splitlines()
     assert lines[0].startswith("Dataset not read")
     assert lines[1].startswith("Config of microsoft/Phi-3-vision-128k-instruct not read")

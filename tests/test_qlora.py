@@ -62,7 +62,7 @@ def is_nf4(module: nn.Module) -> bool:
 def qlora_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory):
     output_dir = tmp_path_factory.mktemp("qlora") / "run"
     command = [
-        sys.executable, "scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint),
+        sys.executable, "scripts/sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint),
         "--dataset_name", str(synthetic_catalogue), "--output_dir", str(output_dir), *QLORA_OVERRIDES,
     ]  # fmt: skip
     result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)

@@ -40,7 +40,7 @@ SCRIPTS = sorted(
     str(path.relative_to(REPO_ROOT)) for path in [*REPO_ROOT.glob("scripts/*.py"), *REPO_ROOT.glob("benchmarks/*.py")]
 )
 DOCSTRING_FILES = SCRIPTS + sorted(str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "src").rglob("*.py"))
-RECIPE_FILES = sorted(str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "recipes").glob("*.yaml"))
+RECIPE_FILES = sorted(str(path.relative_to(REPO_ROOT)) for path in (REPO_ROOT / "recipes").rglob("*.yaml"))
 DOCUMENTS = MARKDOWN + DOCSTRING_FILES + RECIPE_FILES
 
 # Scripts parsed by TrlParser over these dataclasses (plus `--config`); the others are argparse scripts.
@@ -82,16 +82,17 @@ NOT_RUN = {
     "--device cuda": "needs a CUDA GPU",
     "--base_model /models/Phi-3-vision-128k-instruct": "a local copy of the official checkpoint (4.2B weights)",
     "scripts/sft.py recipes/burberry": "trains Phi-3-Vision (weights from the Hub) on a GPU",
-    "scripts/sft.py recipes/smoke.yaml": "minutes of CPU training; tests/test_sft_smoke.py runs it shortened",
-    "scripts/sft.py --config recipes/smoke.yaml": "CPU training; tests/test_sft_smoke.py runs the smoke recipe",
-    "scripts/dpo.py recipes/smoke-dpo.yaml": "DPO training on the demo's SFT model; tests/test_dpo.py runs it "
+    "scripts/sft.py recipes/smoke/sft-full.yaml": "minutes of CPU training; tests/test_sft_smoke.py runs it shortened",
+    "scripts/sft.py --config recipes/smoke/sft-full.yaml": "CPU training; tests/test_sft_smoke.py runs the smoke "
+    "recipe",
+    "scripts/dpo.py recipes/smoke/dpo-lora.yaml": "DPO training on the demo's SFT model; tests/test_dpo.py runs it "
     "shortened",
     "--check_only true": "a recipe's trainer built on its real checkpoint (named RECIPE in the text); "
     "tests/test_reproduce.py runs it before a reproduction",
     "wandb sync": "uploads offline runs to W&B (account and network)",
     "scripts/plan.py": "reads the recipes of the checkout; tests/test_plan.py runs it on them, offline",
-    "scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir": "a minute of CPU training and evaluation; "
-    "tests/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
+    "scripts/reproduce.py recipes/cookbook/hateful-memes/sft-full.yaml --report_dir": "a minute of CPU training and "
+    "evaluation; tests/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
     "benchmarks/recipe_throughput.py": "training steps of a recipe, sized for a GPU; "
     "tests/test_benchmark_throughput.py runs it at tiny size on CPU",
     "scripts/app.py": "serves a web page until stopped; tests/test_app_browser.py starts it on the tiny model and "

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from trl import SFTConfig, TrlParser
+from trl import DPOConfig, SFTConfig, TrlParser
 
 from phi3v.tasks import PUBLISHED
 from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
@@ -15,9 +15,14 @@ from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES = REPO_ROOT / "recipes"
-SFT_RECIPES = sorted(path.name for path in RECIPES.glob("*.yaml") if "dpo" not in path.name)  # dpo.py reads *-dpo
+# Every recipe, as its path under recipes/ (`burberry/sft-full.yaml`); a new file in any subfolder is picked up.
+ALL_RECIPES = sorted(path.relative_to(RECIPES).as_posix() for path in RECIPES.rglob("*.yaml"))
+SFT_RECIPES = [name for name in ALL_RECIPES if not Path(name).name.startswith("dpo-")]  # dpo.py reads `dpo-*`
 PUBLISHED_RECIPES = {row.recipe for row in PUBLISHED}  # the Cookbook's settings, checked in test_recipes_published.py
-REAL_RECIPES = [name for name in SFT_RECIPES if name != "smoke.yaml" and name not in PUBLISHED_RECIPES]
+REAL_RECIPES = [name for name in SFT_RECIPES if not name.startswith("smoke/") and name not in PUBLISHED_RECIPES]
+STAGES = ("sft", "dpo")
+METHODS = ("full", "frozen-vision", "lora", "qlora")
+SMOKE_SFT = RECIPES / "smoke" / "sft-full.yaml"
 # Overrides every CPU test needs: the real recipes ask for bf16, which TrainingArguments refuses without a GPU.
 CPU = ["--use_cpu", "true", "--bf16", "false"]
 
@@ -27,7 +32,31 @@ def parse(args):
 
 
 def test_the_issue_recipes_exist():
-    assert {"smoke.yaml", "burberry.yaml", "burberry-full.yaml", "burberry-phi3.5.yaml"} <= set(SFT_RECIPES)
+    expected = {"smoke/sft-full.yaml", "burberry.yaml", "burberry/sft-full.yaml", "burberry/sft-lora-phi3.5.yaml"}
+    assert expected <= set(SFT_RECIPES)
+
+
+@pytest.mark.parametrize("recipe", ALL_RECIPES)
+def test_recipe_path_names_its_task_stage_and_method(recipe):
+    # `burberry.yaml` is the headline LoRA SFT and keeps its short path; every other recipe lives in its task's (or
+    # group's) folder as `STAGE-METHOD[-MODEL].yaml`, and the name tells the truth about the file.
+    if recipe == "burberry.yaml":
+        stage, method = "sft", "lora"
+    else:
+        *folders, name = recipe.split("/")
+        assert folders, f"{recipe}: a recipe other than burberry.yaml lives in a folder named after its task or group"
+        match = re.fullmatch(rf"({'|'.join(STAGES)})-({'|'.join(METHODS)})(?:-[\w.]+)?\.yaml", name)
+        assert match, f"{recipe}: name it STAGE-METHOD[-MODEL].yaml, a stage of {STAGES} and a method of {METHODS}"
+        stage, method = match.groups()
+    config = DPOConfig if stage == "dpo" else SFTConfig
+    _, _, model_args = parse_recipe(
+        TrlParser((Phi3VScriptArguments, config, Phi3VModelConfig)), [str(RECIPES / recipe), *CPU]
+    )
+    if method in ("lora", "qlora"):
+        assert model_args.use_peft and bool(model_args.load_in_4bit) == (method == "qlora")
+    else:
+        assert not model_args.use_peft
+        assert model_args.freeze_projector == (method == "frozen-vision")
 
 
 @pytest.mark.parametrize("recipe", SFT_RECIPES)
@@ -80,7 +109,7 @@ def test_lora_targets_of_the_recipes_are_real_module_names(tiny_checkpoint):
 
 
 def test_smoke_recipe_is_the_cpu_demo():
-    script_args, training_args, model_args = parse([str(RECIPES / "smoke.yaml")])
+    script_args, training_args, model_args = parse([str(SMOKE_SFT)])
     assert training_args.use_cpu and not training_args.bf16 and training_args.report_to == []
     assert model_args.model_name_or_path == "outputs/tiny-phi3v" and script_args.dataset_name == "data/synthetic"
     assert model_args.dtype == "float32" and not model_args.use_peft
@@ -95,13 +124,13 @@ def test_command_line_overrides_the_recipe():
 
 def test_unknown_recipe_keys_and_flags_fail_naming_them(tmp_path):
     recipe = tmp_path / "stale.yaml"
-    recipe.write_text((RECIPES / "smoke.yaml").read_text() + "max_seq_length: 512\ntorch_dtype: bfloat16\n")
+    recipe.write_text(SMOKE_SFT.read_text() + "max_seq_length: 512\ntorch_dtype: bfloat16\n")
     with pytest.raises(
         ValueError, match=r"Unknown arguments from config file: \['--max_seq_length', '512', '--torch_dtype'"
     ):
         parse([str(recipe)])
     with pytest.raises(ValueError, match="--not_a_flag"):
-        parse([str(RECIPES / "smoke.yaml"), "--not_a_flag", "1"])
+        parse([str(SMOKE_SFT), "--not_a_flag", "1"])
 
 
 @pytest.mark.parametrize("recipe", SFT_RECIPES)
@@ -146,8 +175,10 @@ def test_slurm_launcher_is_valid_bash_and_points_at_real_files():
 
 def test_recipes_readme_names_only_files_that_exist():
     text = (RECIPES / "README.md").read_text()
-    for name in re.findall(r"`([\w.-]+\.(?:yaml|slurm))`", text):
+    for name in re.findall(r"`([\w./-]+\.(?:yaml|slurm))`", text):
         if "*" not in name:
-            assert (RECIPES / name).exists() or (REPO_ROOT / "accelerate_configs" / name).exists(), name
+            assert any(
+                (folder / name).exists() for folder in (RECIPES, REPO_ROOT / "accelerate_configs", REPO_ROOT)
+            ), name
     for path in re.findall(r"\b((?:scripts|benchmarks|tests|src/phi3v)/[\w./-]+\.py)", text):
         assert (REPO_ROOT / path).exists(), path

@@ -1,5 +1,5 @@
 """Every recipe of a published Cookbook row parses with the pinned TRL, and its settings are checked against
-`phi3v.tasks.PUBLISHED` and `TASKS` (not restated here); `recipes/published/README.md` shows the same numbers."""
+`phi3v.tasks.PUBLISHED` and `TASKS` (not restated here); `recipes/cookbook/README.md` shows the same numbers."""
 
 import re
 from pathlib import Path
@@ -29,10 +29,8 @@ def header(recipe: str) -> str:
 
 
 def test_one_recipe_per_published_row():
-    task_recipes = {
-        path.name for path in RECIPES.glob("*.yaml") if path.name.startswith(("docvqa", "hateful", "nlvr2"))
-    }
-    assert task_recipes == {row.recipe for row in PUBLISHED}
+    cookbook_recipes = {path.relative_to(RECIPES).as_posix() for path in (RECIPES / "cookbook").rglob("*.yaml")}
+    assert cookbook_recipes == {row.recipe for row in PUBLISHED}
 
 
 @pytest.mark.parametrize("row", PUBLISHED, ids=lambda row: row.recipe)
@@ -122,11 +120,11 @@ def test_lora_init_weights_default_is_peft_default(tiny_checkpoint):
 
 
 def readme_rows() -> dict[str, list[str]]:
-    """The table of recipes/published/README.md, keyed by recipe file name."""
+    """The table of recipes/cookbook/README.md, keyed by the recipe's path under recipes/."""
     rows = {}
-    for line in (RECIPES / "published" / "README.md").read_text().splitlines():
+    for line in (RECIPES / "cookbook" / "README.md").read_text().splitlines():
         cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
-        recipe = re.search(r"recipes/([\w.-]+\.yaml)", line)
+        recipe = re.search(r"recipes/([\w./-]+\.yaml)", line)
         if line.startswith("|") and recipe:
             rows[recipe.group(1)] = cells
     return rows

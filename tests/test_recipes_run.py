@@ -27,7 +27,7 @@ from tests.recipe_runs import (
 
 
 pytestmark = pytest.mark.slow
-ALL_RECIPES = sorted(RECIPES.glob("*.yaml"), key=lambda path: path.name)
+ALL_RECIPES = sorted(RECIPES.rglob("*.yaml"))  # every subfolder: a new recipe file is tested by existing
 TOWER = "model.vision_embed_tokens.img_processor."
 # What each switch freezes, by the Cookbook's and our own definitions (phi3v_spec.md: `vision_embed_tokens` holds the
 # CLIP tower, the projector, the separators and, in Microsoft's code, the token embedding as `wte`).
@@ -49,7 +49,7 @@ def never_run_clip_prefixes(num_clip_layers: int) -> tuple[str, ...]:
     return (f"{vision_model}encoder.layers.{num_clip_layers - 1}.", f"{vision_model}post_layernorm.")
 
 
-@pytest.mark.parametrize("recipe", ALL_RECIPES, ids=lambda path: path.name)
+@pytest.mark.parametrize("recipe", ALL_RECIPES, ids=lambda path: path.relative_to(RECIPES).as_posix())
 def test_recipe_runs_as_shipped(recipe, tiny_checkpoint, tmp_path):
     run = run_recipe(recipe, tiny_checkpoint, tmp_path)
     assert run.result.returncode == 0, run.result.stdout[-3000:] + run.result.stderr[-6000:]

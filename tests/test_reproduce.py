@@ -31,14 +31,16 @@ def reproduce(*args, check=True):
 
 
 def test_refuses_a_recipe_that_is_not_a_published_row(tmp_path):
-    result = reproduce("recipes/smoke.yaml", "--report_dir", tmp_path / "report", check=False)
+    result = reproduce("recipes/smoke/sft-full.yaml", "--report_dir", tmp_path / "report", check=False)
     assert result.returncode != 0 and "not the recipe of a published row" in result.stderr
 
 
 def test_refuses_a_report_dir_in_use(tmp_path):
     (tmp_path / "report").mkdir()
     (tmp_path / "report" / "mine.txt").write_text("keep")
-    result = reproduce("recipes/hateful-memes-full.yaml", "--report_dir", tmp_path / "report", *TINY_CPU, check=False)
+    result = reproduce(
+        "recipes/cookbook/hateful-memes/sft-full.yaml", "--report_dir", tmp_path / "report", *TINY_CPU, check=False
+    )
     assert result.returncode != 0 and "is not empty" in result.stderr
     assert (tmp_path / "report" / "mine.txt").read_text() == "keep"
 
@@ -50,7 +52,7 @@ def test_a_trainer_that_cannot_be_built_stops_before_the_base_evaluation(tmp_pat
     data = fixtures / "the_cauldron" / "hateful_memes"
     report_dir, output_dir = tmp_path / "report", tmp_path / "model"
     result = reproduce(
-        "recipes/hateful-memes-lora.yaml",
+        "recipes/cookbook/hateful-memes/sft-lora.yaml",
         *("--report_dir", report_dir, "--eval_dataset", data, "--eval_split", "train[:8]"),
         *("--model_name_or_path", tiny_checkpoint, "--dataset_name", data, "--dataset_train_split", "train[8:]"),
         *TINY_CPU,
@@ -68,7 +70,7 @@ def test_hateful_memes_row_on_the_fixtures(tmp_path, tiny_checkpoint):
     data = fixtures / "the_cauldron" / "hateful_memes"
     report_dir = tmp_path / "report"
     reproduce(
-        "recipes/hateful-memes-full.yaml",
+        "recipes/cookbook/hateful-memes/sft-full.yaml",
         *("--report_dir", report_dir, "--eval_dataset", data, "--eval_split", "train[:32]"),
         *("--model_name_or_path", tiny_checkpoint, "--dataset_name", data, "--dataset_train_split", "train[32:]"),
         *TINY_CPU,

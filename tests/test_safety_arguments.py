@@ -26,7 +26,7 @@ def test_a_dataset_that_does_not_exist_is_named_before_the_model_loads(tiny_chec
     evaluate = run_script("evaluate.py", "--dataset", missing, "--model", f"m={tiny_checkpoint}", "--output_dir", out)
     sft = run_script(
         "sft.py",
-        "recipes/smoke.yaml",
+        "recipes/smoke/sft-full.yaml",
         "--model_name_or_path",
         tiny_checkpoint,
         "--dataset_name",

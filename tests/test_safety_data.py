@@ -19,7 +19,7 @@ MODEL_LOADS = "Loading weights"  # what transformers prints once it loads a chec
 
 def sft(tiny_checkpoint, dataset, output_dir, *overrides):
     return run_script(
-        "sft.py", "recipes/smoke.yaml", "--model_name_or_path", tiny_checkpoint, "--dataset_name", dataset,
+        "sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", tiny_checkpoint, "--dataset_name", dataset,
         "--output_dir", output_dir, "--max_steps", "1", *overrides,
     )  # fmt: skip
 
@@ -69,7 +69,7 @@ def test_an_unreadable_answer_template_stops_sft_naming_the_row(tiny_checkpoint,
 
 def test_dpo_on_a_catalogue_says_to_build_pairs_first(tiny_checkpoint, synthetic_catalogue, tmp_path):
     result = run_script(
-        "dpo.py", "recipes/smoke-dpo.yaml", "--model_name_or_path", tiny_checkpoint, "--dataset_name",
+        "dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", tiny_checkpoint, "--dataset_name",
         synthetic_catalogue, "--output_dir", tmp_path / "dpo",
     )  # fmt: skip
     assert result.returncode != 0

@@ -109,7 +109,7 @@ def test_closed_choices_and_positive_numbers_are_checked_by_the_parser(script, a
         "evaluate.py": ["--dataset", "x/y", "--model", "m=x", "--output_dir", tmp_path / "out"],
         "predict.py": ["--model", "x", "photo.jpg"],
         "app.py": ["--model", "m=x"],
-        "reproduce.py": ["recipes/docvqa-lora.yaml"],
+        "reproduce.py": ["recipes/cookbook/docvqa/sft-lora.yaml"],
     }[script]
     status, stderr = in_process(script, *required, *args)
     assert_one_error_line(status, stderr, 2, message)
@@ -129,14 +129,14 @@ def test_closed_choices_and_positive_numbers_are_checked_by_the_parser(script, a
     ],
 )
 def test_recipe_values_and_unknown_keys_are_argument_errors(args, message, in_process, tmp_path):
-    status, stderr = in_process("sft.py", "recipes/smoke.yaml", *args, "--output_dir", tmp_path / "out")
+    status, stderr = in_process("sft.py", "recipes/smoke/sft-full.yaml", *args, "--output_dir", tmp_path / "out")
     assert_one_error_line(status, stderr, 2, message)
     assert not (tmp_path / "out").exists()
 
 
 def test_an_unknown_key_in_a_recipe_file_is_an_argument_error(in_process, tmp_path):
     recipe = tmp_path / "mine.yaml"
-    recipe.write_text((REPO_ROOT / "recipes" / "smoke.yaml").read_text() + "\nlearning_rat: 1.0e-4\n")
+    recipe.write_text((REPO_ROOT / "recipes" / "smoke" / "sft-full.yaml").read_text() + "\nlearning_rat: 1.0e-4\n")
     status, stderr = in_process("sft.py", recipe, "--output_dir", tmp_path / "out")
     assert_one_error_line(status, stderr, 2, "Unknown arguments from config file: ['--learning_rat', '0.0001']")
     status, stderr = in_process("dpo.py", tmp_path / "missing.yaml")
@@ -192,7 +192,7 @@ def test_a_bad_row_is_a_data_error_with_its_row(in_process, tiny_checkpoint, tmp
 
 
 def test_the_terminal_shows_one_line_and_phi3v_debug_shows_the_traceback(tmp_path, monkeypatch):
-    args = ["recipes/smoke.yaml", "--task", "hateful-memes", "--output_dir", tmp_path / "out"]
+    args = ["recipes/smoke/sft-full.yaml", "--task", "hateful-memes", "--output_dir", tmp_path / "out"]
     monkeypatch.delenv("PHI3V_DEBUG", raising=False)
     plain = run_subprocess("sft.py", *args)
     assert plain.returncode == 2

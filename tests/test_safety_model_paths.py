@@ -20,8 +20,8 @@ def command(script, model, catalogue, tmp_path):
         "evaluate.py": ["--dataset", catalogue, "--model", f"m={model}", "--output_dir", out],
         "merge_lora.py": ["--adapter", model, "--output_dir", out],
         "make_preferences.py": ["--dataset", catalogue, "--model", model, "--output", out],
-        "sft.py": ["recipes/smoke.yaml", *training],
-        "dpo.py": ["recipes/smoke-dpo.yaml", *training],
+        "sft.py": ["recipes/smoke/sft-full.yaml", *training],
+        "dpo.py": ["recipes/smoke/dpo-lora.yaml", *training],
     }[script]
 
 

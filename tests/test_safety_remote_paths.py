@@ -114,7 +114,7 @@ def test_path_only_image_cells_of_a_hub_dataset_are_refused(
     out = tmp_path / "out"
     args = {
         "sft.py": [
-            "recipes/smoke.yaml",
+            "recipes/smoke/sft-full.yaml",
             "--model_name_or_path",
             tiny_checkpoint,
             "--dataset_name",
@@ -141,7 +141,7 @@ def test_dpo_pairs_of_a_hub_dataset_naming_a_local_file_are_refused(
     out = tmp_path / "dpo"
     result = run_script(
         "dpo.py",
-        "recipes/smoke-dpo.yaml",
+        "recipes/smoke/dpo-lora.yaml",
         "--model_name_or_path",
         tiny_checkpoint,
         "--dataset_name",
@@ -174,7 +174,7 @@ def test_reproduce_refuses_a_hub_eval_set_naming_a_local_file(secret, sentinel, 
     report_dir = tmp_path / "report"
     result = run_script(
         "reproduce.py",
-        "recipes/docvqa-lora.yaml",
+        "recipes/cookbook/docvqa/sft-lora.yaml",
         "--report_dir",
         report_dir,
         "--eval_dataset",
@@ -240,7 +240,7 @@ def test_sft_refuses_a_local_dataset_naming_a_parent_path(secret, sentinel, tiny
     dataset = llava_dataset(tmp_path, "../../private/secret.png")
     result = run_script(
         "sft.py",
-        "recipes/smoke.yaml",
+        "recipes/smoke/sft-full.yaml",
         "--model_name_or_path",
         tiny_checkpoint,
         "--dataset_name",

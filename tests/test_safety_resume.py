@@ -34,7 +34,7 @@ runpy.run_path(sys.argv[0], run_name="__main__")
 
 def sft_args(checkpoint, catalogue, output_dir, *overrides):
     model = ["--model_name_or_path", checkpoint, "--dataset_name", catalogue]
-    return ["recipes/smoke.yaml", *model, "--output_dir", output_dir, *OVERRIDES, *overrides]
+    return ["recipes/smoke/sft-full.yaml", *model, "--output_dir", output_dir, *OVERRIDES, *overrides]
 
 
 def logged_losses(output_dir):

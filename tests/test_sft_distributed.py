@@ -33,7 +33,7 @@ def test_two_process_smoke_run(config_name, tiny_checkpoint, synthetic_catalogue
     config_file.write_text(yaml.safe_dump(config))
     output_dir = tmp_path / "run"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
-    command += ["scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint)]
+    command += ["scripts/sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint)]
     command += ["--dataset_name", str(synthetic_catalogue), "--output_dir", str(output_dir)]
     command += ["--max_steps", "3", "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no"]
     result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
@@ -72,7 +72,7 @@ def test_two_process_zero3_dpo_saves_a_model_that_reloads(tiny_checkpoint, synth
     config_file.write_text(yaml.safe_dump(config))
     output_dir = tmp_path / "dpo"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
-    command += ["scripts/dpo.py", "recipes/smoke-dpo.yaml", "--model_name_or_path", str(tiny_checkpoint)]
+    command += ["scripts/dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(tiny_checkpoint)]
     command += ["--dataset_name", str(pairs), "--output_dir", str(output_dir), "--max_steps", "3"]
     command += ["--logging_steps", "1", "--per_device_train_batch_size", "2"]
     # The tiny base model has no task config (phi3v_task.json), so its answers are scored as a conversation's.

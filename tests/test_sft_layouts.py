@@ -56,9 +56,9 @@ def test_every_layout_of_the_catalogue_gives_the_same_labels(layout, synthetic_c
 @pytest.mark.slow
 def test_a_custom_template_trains_evaluates_and_builds_pairs(synthetic_catalogue, tiny_checkpoint, tmp_path):
     sft, report, pairs = tmp_path / "sft", tmp_path / "eval", tmp_path / "pairs"
-    run("scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name",
-        str(synthetic_catalogue), "--output_dir", str(sft), "--answer_template", CUSTOM_TEMPLATE, "--max_steps", "180",
-        "--eval_strategy", "no", "--save_strategy", "no")  # fmt: skip
+    run("scripts/sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint),
+        "--dataset_name", str(synthetic_catalogue), "--output_dir", str(sft), "--answer_template", CUSTOM_TEMPLATE,
+        "--max_steps", "180", "--eval_strategy", "no", "--save_strategy", "no")  # fmt: skip
     assert json.loads((sft / "phi3v_task.json").read_text())["answer_template"] == CUSTOM_TEMPLATE
 
     # No template flag: evaluate.py reads it from the model.

@@ -1,6 +1,7 @@
-"""End-to-end runs of `scripts/sft.py recipes/smoke.yaml` on CPU, shrunk by command-line overrides: the loss falls, the
-output directory reloads and generates, LoRA with activation checkpointing trains and saves an adapter, a killed run
-resumes from its checkpoint to the same final step and losses, and an offline W&B run holds the predictions table."""
+"""End-to-end runs of `scripts/sft.py recipes/smoke/sft-full.yaml` on CPU, shrunk by command-line overrides: the loss
+falls, the output directory reloads and generates, LoRA with activation checkpointing trains and saves an adapter, a
+killed run resumes from its checkpoint to the same final step and losses, and an offline W&B run holds the predictions
+table."""
 
 import json
 import os
@@ -29,7 +30,7 @@ def sft_command(checkpoint, catalogue, output_dir, *overrides) -> list[str]:
     return [
         sys.executable,
         "scripts/sft.py",
-        "recipes/smoke.yaml",
+        "recipes/smoke/sft-full.yaml",
         "--model_name_or_path",
         str(checkpoint),
         "--dataset_name",
@@ -83,7 +84,7 @@ def test_smoke_output_has_model_processor_generation_config_and_card(smoke_run, 
     changed = {name for name in initial if not torch.equal(initial[name], trained[name])}
     assert "model.layers.0.self_attn.qkv_proj.weight" in changed
     assert "model.vision_embed_tokens.img_projection.0.weight" in changed
-    assert not any(".img_processor." in name for name in changed)  # smoke.yaml freezes the random tower
+    assert not any(".img_processor." in name for name in changed)  # the smoke recipe freezes the random tower
 
 
 def test_smoke_output_reloads_and_generates(smoke_run, synthetic_catalogue):

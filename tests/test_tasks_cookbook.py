@@ -145,7 +145,7 @@ def test_published_table_is_consistent():
         assert row.method in ("full", "frozen-vision", "lora", "qlora")
         assert (row.lora_r is not None) == (row.lora_alpha is not None) == (row.method in ("lora", "qlora"))
         assert row.global_batch == 64 and 0 < row.value < 100 and row.epochs in (2, 3)
-        assert row.recipe.startswith(row.task.replace("_", "-"))
+        assert row.recipe.startswith(f"cookbook/{row.task.replace('_', '-')}/")
         assert task.metric_name.endswith("x100") and task.tolerance in (3.0, 4.0)
     assert {row.eval_set for row in PUBLISHED} == {
         "nielsr/docvqa_1200_examples test",

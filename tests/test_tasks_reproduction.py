@@ -55,14 +55,14 @@ def test_scores_use_the_tasks_metric():
 
 
 def test_reproduction_against_the_published_row():
-    row = next(row for row in PUBLISHED if row.recipe == "docvqa-lora.yaml")
+    row = next(row for row in PUBLISHED if row.recipe == "cookbook/docvqa/sft-lora.yaml")
     close = Reproduction(row, before=77.0, after=79.0, model=row.model, eval_set=row.eval_set)
     assert close.difference == pytest.approx(79.0 - 82.46) and close.within_tolerance
     assert close.to_json_dict() | {"verdict": "within tolerance", "within_tolerance": True} == close.to_json_dict()
     far = Reproduction(row, before=77.0, after=75.68, model=row.model, eval_set=row.eval_set)
     assert not far.within_tolerance and far.to_json_dict()["published"] == 82.46
     assert far.to_json_dict()["verdict"] == "outside tolerance" and far.to_json_dict()["within_tolerance"] is False
-    command = "python scripts/reproduce.py recipes/docvqa-lora.yaml"
+    command = "python scripts/reproduce.py recipes/cookbook/docvqa/sft-lora.yaml"
     report = render_report(far, num_items=200, command=command)
     assert "| 77.00 | 75.68 | 82.46 | -6.78 | +-4 |" in report and "**outside**" in report
     assert "reported at 77.02 on this set (before training here: 77.00)" in report
@@ -78,9 +78,9 @@ def test_reproduction_against_the_published_row():
     ],
 )
 def test_report_and_json_agree_when_the_comparison_does_not_apply(model, eval_set):
-    row = next(row for row in PUBLISHED if row.recipe == "docvqa-lora.yaml")
+    row = next(row for row in PUBLISHED if row.recipe == "cookbook/docvqa/sft-lora.yaml")
     close = Reproduction(row, before=77.0, after=82.0, model=model, eval_set=eval_set)
-    report = render_report(close, 40, "python scripts/reproduce.py recipes/docvqa-lora.yaml")
+    report = render_report(close, 40, "python scripts/reproduce.py recipes/cookbook/docvqa/sft-lora.yaml")
     assert "does not apply" in report and "within" not in report
     summary = close.to_json_dict()
     assert summary["verdict"] == "not applicable" and summary["within_tolerance"] is None

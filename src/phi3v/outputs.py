@@ -2,7 +2,7 @@
 
 Every directory a script of this project writes holds a small marker file, `.phi3v-output.json`, that says which kind
 of output it is (`catalogue`, `preferences`, `evaluation`, `training`, `model`) and which script wrote it. A directory
-is *this project's* when it holds the marker, or, for catalogues written before the marker existed, a `manifest.json`.
+is *this project's* when it holds the marker.
 
 The rules, shared by every script:
 
@@ -29,8 +29,6 @@ from phi3v.errors import ExistingPathError
 
 
 MARKER_NAME = ".phi3v-output.json"
-# Catalogues written before the marker existed are recognised by their manifest.
-LEGACY_MANIFEST_NAME = "manifest.json"
 
 
 class OutputPathError(ExistingPathError):
@@ -46,12 +44,6 @@ def output_kind(path: str | Path) -> str | None:
             return json.loads(marker.read_text()).get("kind", "unknown")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             return "unknown"
-    manifest = path / LEGACY_MANIFEST_NAME
-    if manifest.is_file():
-        try:
-            return "preferences" if "rejected" in json.loads(manifest.read_text()) else "catalogue"
-        except (json.JSONDecodeError, UnicodeDecodeError, TypeError):
-            return None
     return None
 
 

@@ -39,7 +39,7 @@ from phi3v.outputs import user_entries
 
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
-# transformers 5 no longer writes `_name_or_path`; it is bookkeeping, not part of the model's configuration.
+# `_name_or_path` records where a config was loaded from, not what the model is: a base may hold it, our output not.
 IGNORED_CONFIG_KEYS = {"_name_or_path"}
 
 

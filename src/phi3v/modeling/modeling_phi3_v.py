@@ -21,7 +21,7 @@ from transformers.models.phi3.modeling_phi3 import Phi3Model, Phi3PreTrainedMode
 from transformers.utils.deprecation import deprecate_kwarg
 
 from .configuration_phi3_v import Phi3VConfig
-from .image_features import count_image_tokens, crop_grid, merge_2x2
+from .image_features import crop_grid, merge_2x2
 
 
 class Phi3VCLIPVisionModel(CLIPVisionModel):
@@ -173,6 +173,24 @@ class Phi3VModel(Phi3VPreTrainedModel, Phi3Model):
         # Cached generation steps after the first hold no placeholder (and GenerationMixin drops `pixel_values`).
         if pixel_values is None or not (input_ids < 0).any():
             return inputs_embeds
+        return self.merge_image_features(inputs_embeds, input_ids, pixel_values, image_sizes)
+
+    def merge_image_features(
+        self,
+        inputs_embeds: torch.Tensor,
+        input_ids: torch.Tensor,
+        pixel_values: torch.Tensor,
+        image_sizes: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """`inputs_embeds` with the projected image features written into the placeholder positions of `input_ids`.
+
+        Args:
+            inputs_embeds (`torch.Tensor` of shape `(batch_size, sequence_length, hidden_size)`): the embeddings.
+            input_ids (`torch.Tensor` of shape `(batch_size, sequence_length)`): the ids they embed; its negative ids
+                mark where the image features go.
+            pixel_values (`torch.Tensor` of shape `(num_images, num_crops + 1, 3, crop_size, crop_size)`): the crops.
+            image_sizes (`torch.Tensor` of shape `(num_images, 2)`): padded HD size (height, width) per image.
+        """
         image_features = self.get_image_features(pixel_values, image_sizes)
         image_mask = self.get_placeholder_mask(input_ids, image_features)
         return inputs_embeds.masked_scatter(image_mask, image_features.to(inputs_embeds.dtype))
@@ -193,10 +211,21 @@ class Phi3VModel(Phi3VPreTrainedModel, Phi3Model):
         """Runs the decoder on text embeddings with image features merged in (see [`Phi3VForCausalLM.forward`]).
 
         The merge happens here, in the base model, so code that calls the backbone directly (TRL's fused LM head in
-        DPO, PEFT wrappers) sees the images too.
+        DPO, PEFT wrappers) sees the images too. Given `inputs_embeds` and `pixel_values`, the image features replace
+        the embeddings at the placeholder positions of `input_ids`, as llava's merge does; without `input_ids` the call
+        is refused, since no embedding marks a Phi-3-V placeholder (they are negative ids, outside the vocabulary).
         """
         if inputs_embeds is None:
             inputs_embeds = self.embed_inputs(input_ids, pixel_values, image_sizes)
+        elif pixel_values is not None:
+            if input_ids is None or input_ids.shape != inputs_embeds.shape[:2]:
+                raise ValueError(
+                    "`inputs_embeds` with `pixel_values` needs the `input_ids` they embed, of the same batch size and "
+                    "length: Phi-3-V's image placeholders are negative ids, which no embedding identifies, so only "
+                    "`input_ids` says where the image features go. Pass `input_ids` with `inputs_embeds`, or "
+                    "`input_ids` alone."
+                )
+            inputs_embeds = self.merge_image_features(inputs_embeds, input_ids, pixel_values, image_sizes)
         if position_ids is None and attention_mask is not None and attention_mask.ndim == 2:
             # Positions count real tokens only, so a left-padded sample gets the positions it has alone.
             positions = attention_mask.long().cumsum(-1) - 1
@@ -210,18 +239,13 @@ class Phi3VModel(Phi3VPreTrainedModel, Phi3Model):
             **kwargs,
         )
 
-    def count_image_tokens(self, image_sizes: torch.Tensor) -> list[int]:
-        """Number of placeholder tokens each image takes, from its padded HD size (height, width)."""
-        emb = self.vision_embed_tokens
-        return [count_image_tokens(int(h), int(w), emb.crop_size, emb.merged_grid) for h, w in image_sizes.tolist()]
-
 
 class Phi3VForCausalLM(Phi3VPreTrainedModel, GenerationMixin):
     """Phi-3-Vision for generation and training. Accepts batches in which samples hold any number of images.
 
     In `generate`, transformers' own `prepare_inputs_for_generation` passes `pixel_values` and `image_sizes` to the
     first forward only when a cache is used (they are in its `MULTIMODAL_INPUTS_TO_DROP_OUTSIDE_PREFILL`), and to
-    every forward without a cache: the pattern llava used to write out, so this class needs no override of its own.
+    every forward without a cache, so this class needs no override of its own.
 
     Args:
         config ([`Phi3VConfig`]): the model configuration.
@@ -260,6 +284,9 @@ class Phi3VForCausalLM(Phi3VPreTrainedModel, GenerationMixin):
             pixel_values (`torch.FloatTensor` of shape `(num_images, num_crops + 1, 3, crop_size, crop_size)`):
                 the images of the whole batch, in the order their placeholders appear.
             image_sizes (`torch.LongTensor` of shape `(num_images, 2)`): padded HD (height, width) of each image.
+            inputs_embeds (`torch.FloatTensor` of shape `(batch_size, sequence_length, hidden_size)`, *optional*):
+                embeddings to use instead of those of `input_ids`. With `pixel_values`, `input_ids` must be given too:
+                the image features replace the embeddings at its placeholder positions.
             attention_mask (`torch.Tensor` of shape `(batch_size, past + sequence_length)`): 1 for real tokens.
                 Position ids follow from it, so left-padded batches give each sample the positions it has alone.
             labels (`torch.LongTensor`, *optional*): targets for the causal LM loss; -100 and any negative id

@@ -63,17 +63,6 @@ class Phi3VProcessor(ProcessorMixin):
             chat_template = tokenizer.chat_template
         super().__init__(image_processor, tokenizer, chat_template=chat_template)
 
-    special_image_token = "<|image|>"
-
-    @property
-    def num_img_tokens(self) -> int:
-        """Tokens per crop (144 for the official checkpoints), as the reference processor exposes it."""
-        return self.image_processor.merged_grid**2
-
-    def calc_num_image_tokens_from_image_size(self, width: int, height: int, num_crops: int | None = None) -> int:
-        """Placeholder tokens of a `width` x `height` image, without decoding it."""
-        return self.image_processor.num_image_tokens(width, height, num_crops)
-
     def __call__(
         self,
         text: str | list[str],

@@ -41,7 +41,7 @@ class CookbookRow:
 
     Args:
         name (`str`): the Cookbook's row.
-        recipe (`str`): the recipe of `recipes/` that reproduces it.
+        recipe (`str`): the recipe that reproduces it, as its path under `recipes/`.
         attention (`str`): `eager` or `flash_attention_2`.
         images_per_second (`float`): measured, over 8 GPUs.
         memory_gb (`float`): measured peak per GPU.
@@ -59,14 +59,14 @@ class CookbookRow:
 
 
 MEASURED = [
-    CookbookRow("full FT", "docvqa-full.yaml", "eager", 5.041, 42),
-    CookbookRow("full FT + FA2", "docvqa-full.yaml", "flash_attention_2", 8.657, 36),
-    CookbookRow("frozen image", "docvqa-frozen-vision.yaml", "eager", 17.578, 29),
-    CookbookRow("frozen image + FA2", "docvqa-frozen-vision.yaml", "flash_attention_2", 31.736, 27),
-    CookbookRow("LoRA", "docvqa-lora.yaml", "eager", 5.591, 50),
-    CookbookRow("LoRA + FA2", "docvqa-lora.yaml", "flash_attention_2", 12.127, 16),
-    CookbookRow("QLoRA", "docvqa-qlora.yaml", "eager", 4.831, 32),
-    CookbookRow("QLoRA + FA2", "docvqa-qlora.yaml", "flash_attention_2", 10.545, 10),
+    CookbookRow("full FT", "cookbook/docvqa/sft-full.yaml", "eager", 5.041, 42),
+    CookbookRow("full FT + FA2", "cookbook/docvqa/sft-full.yaml", "flash_attention_2", 8.657, 36),
+    CookbookRow("frozen image", "cookbook/docvqa/sft-frozen-vision.yaml", "eager", 17.578, 29),
+    CookbookRow("frozen image + FA2", "cookbook/docvqa/sft-frozen-vision.yaml", "flash_attention_2", 31.736, 27),
+    CookbookRow("LoRA", "cookbook/docvqa/sft-lora.yaml", "eager", 5.591, 50),
+    CookbookRow("LoRA + FA2", "cookbook/docvqa/sft-lora.yaml", "flash_attention_2", 12.127, 16),
+    CookbookRow("QLoRA", "cookbook/docvqa/sft-qlora.yaml", "eager", 4.831, 32),
+    CookbookRow("QLoRA + FA2", "cookbook/docvqa/sft-qlora.yaml", "flash_attention_2", 10.545, 10),
 ]
 # Throughput ratios the plan is held to: (numerator, denominator) row names.
 RATIOS = [

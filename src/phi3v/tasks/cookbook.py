@@ -203,20 +203,30 @@ class PublishedResult:
 
 # fmt: off
 PUBLISHED = [
-    PublishedResult("docvqa-full.yaml", "docvqa", PHI3_VISION, "full", 83.65, 5e-6, 2),
-    PublishedResult("docvqa-frozen-vision.yaml", "docvqa", PHI3_VISION, "frozen-vision", 79.19, 1e-4, 2),
-    PublishedResult("docvqa-lora.yaml", "docvqa", PHI3_VISION, "lora", 82.46, 2e-4, 2, lora_r=32, lora_alpha=16),
-    PublishedResult("docvqa-qlora.yaml", "docvqa", PHI3_VISION, "qlora", 81.85, 2e-4, 2, lora_r=32, lora_alpha=16),
-    PublishedResult("hateful-memes-full.yaml", "hateful_memes", PHI3_VISION, "full", 86.4, 5e-5, 2),
-    PublishedResult("hateful-memes-frozen-vision.yaml", "hateful_memes", PHI3_VISION, "frozen-vision", 79.4, 1e-4, 3),
+    PublishedResult("cookbook/docvqa/sft-full.yaml", "docvqa", PHI3_VISION, "full", 83.65, 5e-6, 2),
+    PublishedResult("cookbook/docvqa/sft-frozen-vision.yaml", "docvqa", PHI3_VISION, "frozen-vision", 79.19, 1e-4, 2),
     PublishedResult(
-        "hateful-memes-lora.yaml", "hateful_memes", PHI3_VISION, "lora", 86.6, 2e-4, 2, lora_r=128, lora_alpha=256
+        "cookbook/docvqa/sft-lora.yaml", "docvqa", PHI3_VISION, "lora", 82.46, 2e-4, 2, lora_r=32, lora_alpha=16
     ),
     PublishedResult(
-        "hateful-memes-qlora.yaml", "hateful_memes", PHI3_VISION, "qlora", 84.0, 2e-4, 2, lora_r=128, lora_alpha=256
+        "cookbook/docvqa/sft-qlora.yaml", "docvqa", PHI3_VISION, "qlora", 81.85, 2e-4, 2, lora_r=32, lora_alpha=16
     ),
-    PublishedResult("nlvr2-phi3.5-full.yaml", "nlvr2", PHI35_VISION, "full", 89.40, 1e-5, 3),
-    PublishedResult("nlvr2-phi3.5-frozen-vision.yaml", "nlvr2", PHI35_VISION, "frozen-vision", 89.20, 2e-5, 2),
+    PublishedResult("cookbook/hateful-memes/sft-full.yaml", "hateful_memes", PHI3_VISION, "full", 86.4, 5e-5, 2),
+    PublishedResult(
+        "cookbook/hateful-memes/sft-frozen-vision.yaml", "hateful_memes", PHI3_VISION, "frozen-vision", 79.4, 1e-4, 3
+    ),
+    PublishedResult(
+        "cookbook/hateful-memes/sft-lora.yaml", "hateful_memes", PHI3_VISION, "lora", 86.6, 2e-4, 2,
+        lora_r=128, lora_alpha=256,
+    ),
+    PublishedResult(
+        "cookbook/hateful-memes/sft-qlora.yaml", "hateful_memes", PHI3_VISION, "qlora", 84.0, 2e-4, 2,
+        lora_r=128, lora_alpha=256,
+    ),
+    PublishedResult("cookbook/nlvr2/sft-full-phi3.5.yaml", "nlvr2", PHI35_VISION, "full", 89.40, 1e-5, 3),
+    PublishedResult(
+        "cookbook/nlvr2/sft-frozen-vision-phi3.5.yaml", "nlvr2", PHI35_VISION, "frozen-vision", 89.20, 2e-5, 2
+    ),
 ]
 # fmt: on
 

@@ -1,7 +1,7 @@
 """Command line of the training scripts: `TrlParser`, with the recipe given as a positional path or `--config`.
 
-    python scripts/sft.py recipes/smoke.yaml --max_steps 10
-    python scripts/sft.py --config recipes/smoke.yaml --max_steps 10     # the same
+    python scripts/sft.py recipes/smoke/sft-full.yaml --max_steps 10
+    python scripts/sft.py --config recipes/smoke/sft-full.yaml --max_steps 10     # the same
 
 YAML keys set the defaults and command-line flags override them. A key or flag that no argument takes fails at
 start-up, naming it (TRL's `parse_args_and_config` with `fail_with_unknown_args`), so a recipe never trains with a

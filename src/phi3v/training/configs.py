@@ -1,7 +1,7 @@
 """The recipe arguments: TRL's `ScriptArguments` and `ModelConfig`, each extended by the few fields Phi-3-V needs.
 
 A recipe YAML is one flat mapping over these two classes and TRL's `SFTConfig` (parsed together by `TrlParser`), so
-every key of `recipes/*.yaml` is a field of one of them and a key that is not fails at start-up.
+every key of a recipe under `recipes/` is a field of one of them and a key that is not fails at start-up.
 """
 
 from dataclasses import dataclass, field

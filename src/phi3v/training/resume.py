@@ -202,18 +202,16 @@ def _decide(output_dir: Path, training_args, config: dict, overwrite: bool, use_
         raise UsageError("Pass either --resume_from_checkpoint or --overwrite_output_dir true, not both.")
     entries = user_entries(output_dir)
     kind = output_kind(output_dir)
-    legacy = kind is None and any((entry / "trainer_state.json").is_file() for entry in entries if entry.is_dir())
     if entries and kind not in (TRAINING_KIND, None):
         raise OutputPathError(
             f"output_dir {output_dir} holds this project's {kind} output, not a training run; choose another "
             "--output_dir."
         )
-    if entries and kind is None and not (legacy and explicit is not None):
+    if entries and kind is None:
         raise OutputPathError(
             f"output_dir {output_dir} is not empty and was not created by this project's training (no "
             f"{MARKER_NAME}); refusing to train into it, with or without --overwrite_output_dir. Choose another "
-            "--output_dir"
-            + (", or --resume_from_checkpoint PATH to continue one of its checkpoints." if legacy else ".")
+            "--output_dir."
         )
 
     if explicit is not None:
