@@ -6,6 +6,7 @@ import random
 import pytest
 from PIL import Image
 
+from phi3v.data.conversations import from_the_cauldron
 from phi3v.tasks import PUBLISHED, TASKS, anls, cookbook_accuracy
 
 
@@ -135,7 +136,8 @@ def test_cauldron_eval_item_is_the_first_turn():
     assert item["images"] == images
     assert item["prompt"] == [{"role": "user", "content": "<|image_1|><|image_2|>\nThe left image has a circle."}]
     assert item["references"] == ["True"]
-    assert len(TASKS["nlvr2"].to_conversation(row)["messages"]) == 4  # every turn trains
+    # Training reads the_cauldron's layout, where every turn trains.
+    assert TASKS["nlvr2"].train_source.format == "the_cauldron" and len(from_the_cauldron(row)["messages"]) == 4
 
 
 def test_published_table_is_consistent():

@@ -108,11 +108,10 @@ def first_turn_eval_item(row: Mapping) -> dict:
 
 @dataclass(frozen=True)
 class CookbookTask:
-    """A published task: how a training row becomes a conversation, how an evaluation row is asked and scored.
+    """A published task of the Cookbook: how an evaluation row is asked and scored, and where its data come from.
 
     Args:
         name (`str`): `docvqa`, `hateful_memes` or `nlvr2`, as a recipe's `task`.
-        to_conversation (`Callable`): Converter of a training row to `{"images", "messages"}`.
         to_eval_item (`Callable`): Converter of an evaluation row to `{"images", "prompt", "references"}`.
         metric (`Callable`): `metric(prediction, references) -> float` in [0, 1] for one item.
         metric_name (`str`): What the published number is (the mean of `metric` times 100).
@@ -125,7 +124,6 @@ class CookbookTask:
     """
 
     name: str
-    to_conversation: Callable[[Mapping], dict]
     to_eval_item: Callable[[Mapping], dict]
     metric: Callable[[str, list[str]], float]
     metric_name: str
@@ -140,7 +138,6 @@ def cauldron_accuracy_task(config: str) -> CookbookTask:
     (Hateful Memes, NLVR2)."""
     return CookbookTask(
         name=config,
-        to_conversation=from_the_cauldron,
         to_eval_item=first_turn_eval_item,
         metric=cookbook_accuracy,
         metric_name="accuracy x100",
@@ -153,7 +150,6 @@ def cauldron_accuracy_task(config: str) -> CookbookTask:
 TASKS = {
     "docvqa": CookbookTask(
         name="docvqa",
-        to_conversation=from_the_cauldron,
         to_eval_item=docvqa_eval_item,
         metric=anls,
         metric_name="ANLS x100",
@@ -172,7 +168,7 @@ class PublishedResult:
     """One bf16 row of the Cookbook's tables, with the settings a recipe must match.
 
     Args:
-        recipe (`str`): The recipe file in `recipes/` that reproduces the row.
+        recipe (`str`): The recipe path under `recipes/` that reproduces the row.
         task (`str`): A key of `TASKS`.
         model (`str`): The Hub checkpoint fine-tuned.
         method (`str`): `full`, `frozen-vision` (CLIP, projector and token embeddings frozen), `lora` or `qlora` (4-bit nf4 base).
