@@ -61,9 +61,10 @@ from phi3v.evaluation.results import (
     write_catalogue_results,
     write_conversation_results,
 )
-from phi3v.inference.generation import build_prompt, generate_answers_distributed, grey_images
+from phi3v.inference.generation import generate_answers_distributed, grey_images
 from phi3v.inference.items import catalogue_items, conversation_items
 from phi3v.inference.loading import check_model_path, load_for_inference, parse_model_specs
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.outputs import check_output_dir
 from phi3v.tasks import TASKS
 from phi3v.tasks.catalogue import AnswerTemplate

@@ -18,8 +18,9 @@ from phi3v.app.answers import (
     true_answer,
 )
 from phi3v.app.photos import MAX_PIXELS, PhotoError, open_photo
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import parse_model_specs
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, prompt_messages
 
 from .evaluation_helpers import make_lora_adapter, one_torch_thread

@@ -25,8 +25,9 @@ from phi3v.data.image_columns import load_image
 from phi3v.data.loading import load_splits
 from phi3v.data.trl_format import row_images
 from phi3v.errors import DataError, UsageError
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import load_for_inference
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, format_price, prompt_messages
 
 

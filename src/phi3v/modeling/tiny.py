@@ -16,14 +16,13 @@ from transformers import GenerationConfig, PreTrainedTokenizerFast
 
 from phi3v.outputs import user_entries
 
+from .chat_format import CHAT_TEMPLATE, stop_token_ids
 from .configuration_phi3_v import Phi3VConfig
 from .image_processing_phi3_v import Phi3VImageProcessor
 from .modeling_phi3_v import Phi3VForCausalLM
-from .processing_phi3_v import Phi3VProcessor, stop_token_ids
+from .processing_phi3_v import Phi3VProcessor
 
 
-TEMPLATE_DIR = Path(__file__).resolve().parent.parent / "templates"
-PHI3V_CHAT_TEMPLATE = (TEMPLATE_DIR / "phi3v_chat.jinja").read_text()
 SPECIAL_TOKENS = ["<unk>", "<s>", "</s>"]
 ADDED_TOKENS = ["<|endoftext|>", "<|assistant|>", "<|system|>", "<|end|>", "<|user|>", "<|image|>"]
 RSTRIP_TOKENS = {"<|assistant|>"}
@@ -75,7 +74,7 @@ def build_tiny_tokenizer(vocab_size: int = 640) -> PreTrainedTokenizerFast:
         pad_token="<|endoftext|>",
         unk_token="<unk>",
         additional_special_tokens=["<|system|>", "<|end|>", "<|user|>"],
-        chat_template=PHI3V_CHAT_TEMPLATE,
+        chat_template=CHAT_TEMPLATE,
         padding_side="right",
         model_max_length=131072,
     )
