@@ -20,9 +20,9 @@ import sys
 import tempfile
 
 from phi3v.checks import positive_int
-from phi3v.data.storage import check_output_dir
 from phi3v.data.synthetic import make_synthetic_catalogue
 from phi3v.errors import run_script, usage_errors
+from phi3v.preparation.storage import check_output_dir
 from phi3v.tasks.catalogue.layouts import LAYOUTS, export_catalogue
 
 

@@ -33,7 +33,7 @@ import datasets
 from datasets import Features, List, Value
 from PIL import Image, ImageDraw
 
-from .storage import MANIFEST_NAME, check_output_dir
+from phi3v.preparation.storage import MANIFEST_NAME, check_output_dir
 
 
 QUERY_LANGUAGES = ("de", "en", "es", "fr", "it")

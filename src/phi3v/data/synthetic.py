@@ -26,10 +26,10 @@ from typing import NamedTuple
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from .cleaning import NOT_AVAILABLE
-from .images import StoredImage
-from .splits import split_by_product_code
-from .storage import save_catalogue
+from phi3v.preparation.cleaning import NOT_AVAILABLE
+from phi3v.preparation.images import StoredImage
+from phi3v.preparation.splits import split_by_product_code
+from phi3v.preparation.storage import save_catalogue
 
 
 JPEG_QUALITY = 90

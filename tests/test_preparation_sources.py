@@ -3,8 +3,8 @@ import json
 import datasets
 import pytest
 
-from phi3v.data.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, load_source
 from phi3v.errors import DataError
+from phi3v.preparation.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, load_source
 
 
 DBQ_ROWS = [
