@@ -9,7 +9,7 @@ import datasets
 import pytest
 from PIL import Image
 
-from phi3v.data.synthetic import (
+from phi3v.fixtures.synthetic_catalogue import (
     COLOURS,
     ITEMS,
     PATTERN_PRICE_FACTORS,
