@@ -21,9 +21,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
+from phi3v.data.conversation import row_images
 from phi3v.data.image_columns import load_image
 from phi3v.data.loading import load_splits
-from phi3v.data.trl_format import row_images
 from phi3v.errors import DataError, UsageError
 from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import load_for_inference

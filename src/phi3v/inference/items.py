@@ -7,7 +7,7 @@ catalogue asks its question about the photo. Images stay undecoded dataset cells
 
 from collections.abc import Callable, Iterable, Mapping
 
-from phi3v.data.trl_format import as_conversation
+from phi3v.data.conversation import as_conversation
 from phi3v.modeling.chat_format import IMAGE_TAG
 from phi3v.tasks.catalogue import AnswerTemplate, prompt_messages
 

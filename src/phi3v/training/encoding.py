@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from transformers import ProcessorMixin
 
-from phi3v.data.trl_format import Conversation
+from phi3v.data.conversation import Conversation
 from phi3v.modeling.chat_format import END_OF_TURN, IMAGE_TAG, build_prompt
 
 
@@ -37,7 +37,7 @@ def encode_conversation(
 
     Args:
         processor ([`Phi3VProcessor`]): the checkpoint's processor (chat template and tokenizer).
-        conversation ([`~phi3v.data.trl_format.Conversation`]): the row; its images are not read here.
+        conversation ([`~phi3v.data.conversation.Conversation`]): the row; its images are not read here.
         image_token_counts (`list[int]`): placeholder tokens of each of the row's images, in tag order.
 
     Raises:

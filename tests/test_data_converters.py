@@ -7,7 +7,7 @@ import random
 import pytest
 from PIL import Image
 
-from phi3v.data.conversations import from_docvqa, from_llava, from_the_cauldron
+from phi3v.data.converters import from_docvqa, from_llava, from_the_cauldron
 
 
 def picture(colour="red", size=(8, 6)):
