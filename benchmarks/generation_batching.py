@@ -23,10 +23,11 @@ from pathlib import Path
 import datasets
 import torch
 
-from phi3v.data.synthetic import make_synthetic_catalogue
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
+from phi3v.fixtures.tiny_model import make_tiny_checkpoint
+from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import load_for_inference
-from phi3v.modeling.tiny import make_tiny_checkpoint
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import prompt_messages
 
 

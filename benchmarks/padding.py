@@ -22,8 +22,8 @@ import zlib
 import torch
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
+from phi3v.fixtures.tiny_model import build_tiny_tokenizer
 from phi3v.modeling import Phi3VImageProcessor, Phi3VProcessor
-from phi3v.modeling.tiny import build_tiny_tokenizer
 from phi3v.tasks.catalogue import to_conversation
 from phi3v.training import Phi3VSFTCollator, padding_share
 

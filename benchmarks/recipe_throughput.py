@@ -60,7 +60,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, AutoProcessor
 from transformers.utils import is_bitsandbytes_available, is_flash_attn_2_available
 from trl import SFTConfig, TrlParser, get_quantization_config
 
-from phi3v.data.conversations import from_docvqa
+from phi3v.data.converters import from_docvqa
 from phi3v.modeling.image_features import count_image_tokens, crop_grid
 from phi3v.planning.parallelism import Parallelism, detect_gpu
 from phi3v.planning.plan import make_plan

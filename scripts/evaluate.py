@@ -55,8 +55,9 @@ from phi3v.errors import UsageError, run_script, usage_errors
 from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.report import format_report_table
 from phi3v.evaluation.results import EVALUATION_KIND, blank_control_name, check_model_names, write_results
-from phi3v.inference.generation import build_prompt, generate_answers_distributed, grey_images
+from phi3v.inference.generation import generate_answers_distributed, grey_images
 from phi3v.inference.loading import check_model_path, load_for_inference, parse_model_specs
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.outputs import check_output_dir
 from phi3v.tasks import build_task
 from phi3v.tasks.config import TASK_NAMES, TaskConfig, load_task_config

@@ -30,8 +30,9 @@ from phi3v.checks import check_local_path, positive_int, torch_device
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.errors import UsageError, run_script, usage_errors
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import check_model_path, load_for_inference
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.outputs import prepare_output_dir
 from phi3v.tasks import CatalogueTask
 from phi3v.tasks.catalogue import prompt_messages

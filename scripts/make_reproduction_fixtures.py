@@ -7,15 +7,15 @@ Run as:
 
 then load a source with `datasets.load_from_disk`, e.g. `data/reproduction/the_cauldron/nlvr2` or
 `data/reproduction/docvqa_1200_examples`. The answers (colours, shapes, a red triangle for "hateful") can be read from
-the pictures (see `phi3v/data/reproduction_fixtures.py`). The default 400 rows take a few seconds on one CPU core.
+the pictures (see `phi3v/fixtures/reproduction.py`). The default 400 rows take a few seconds on one CPU core.
 """
 
 import argparse
 import shlex
 import sys
 
-from phi3v.data.reproduction_fixtures import DEFAULT_ROWS, make_reproduction_fixtures
 from phi3v.errors import run_script, usage_errors
+from phi3v.fixtures.reproduction import DEFAULT_ROWS, make_reproduction_fixtures
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -6,9 +6,9 @@ Run as:
 
 then load it with `datasets.load_from_disk("data/synthetic")`: `train`, `validation` and `test` splits with the same
 columns as a prepared real catalogue, plus `manifest.json`. Category, title and price can all be read from the
-pictures (see `phi3v/data/synthetic.py`). 360 products take a few seconds on one CPU core.
+pictures (see `phi3v/fixtures/synthetic_catalogue.py`). 360 products take a few seconds on one CPU core.
 
-The same products in the other layouts training reads (`phi3v/tasks/catalogue/layouts.py`), to try them end to end:
+The same products in the other layouts training reads (`phi3v/fixtures/catalogue_layouts.py`), to try them end to end:
 
     python scripts/make_synthetic_catalogue.py --output_dir data/synthetic-conversational --layout conversational
     python scripts/make_synthetic_catalogue.py --output_dir data/synthetic-llava --layout llava
@@ -20,10 +20,10 @@ import sys
 import tempfile
 
 from phi3v.checks import positive_int
-from phi3v.data.storage import check_output_dir
-from phi3v.data.synthetic import make_synthetic_catalogue
 from phi3v.errors import run_script, usage_errors
-from phi3v.tasks.catalogue.layouts import LAYOUTS, export_catalogue
+from phi3v.fixtures.catalogue_layouts import LAYOUTS, export_catalogue
+from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
+from phi3v.preparation.storage import check_output_dir
 
 
 def make_parser() -> argparse.ArgumentParser:

@@ -11,7 +11,7 @@ import argparse
 
 from phi3v.checks import positive_int
 from phi3v.errors import run_script, usage_errors
-from phi3v.modeling.tiny import make_tiny_checkpoint
+from phi3v.fixtures.tiny_model import make_tiny_checkpoint
 from phi3v.outputs import prepare_output_dir
 
 

@@ -18,11 +18,11 @@ import logging
 import shlex
 import sys
 
-from phi3v.data.fetch import FetchSettings
-from phi3v.data.prepare import DEFAULT_CACHE_DIR, STRATIFY_FIELDS, prepare_catalogue
-from phi3v.data.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, DEFAULT_HUB_DATASET
-from phi3v.data.storage import check_output_dir
 from phi3v.errors import DataError, run_script, usage_errors
+from phi3v.preparation.fetch import FetchSettings
+from phi3v.preparation.prepare import DEFAULT_CACHE_DIR, STRATIFY_FIELDS, prepare_catalogue
+from phi3v.preparation.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, DEFAULT_HUB_DATASET
+from phi3v.preparation.storage import check_output_dir
 
 
 def column_pair(text: str) -> tuple[str, str]:

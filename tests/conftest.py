@@ -17,7 +17,7 @@ HUB_FILES = REPO_ROOT.parent / "shared" / "hub_files"
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A tiny random Phi-3-V written by the same code as `scripts/make_tiny_model.py`."""
-    from phi3v.modeling.tiny import make_tiny_checkpoint
+    from phi3v.fixtures.tiny_model import make_tiny_checkpoint
 
     return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny-phi3v")
 
@@ -25,7 +25,7 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def synthetic_catalogue(tmp_path_factory) -> Path:
     """A small synthetic catalogue (72 products), written as `make demo` writes its 360."""
-    from phi3v.data import make_synthetic_catalogue
+    from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
 
     path = tmp_path_factory.mktemp("catalogue") / "synthetic"
     make_synthetic_catalogue(path, num_products=72, seed=0)

@@ -26,8 +26,8 @@ import torch
 import yaml
 from trl import DPOConfig, SFTConfig, TrlParser
 
-from phi3v.data import make_synthetic_catalogue
-from phi3v.data.reproduction_fixtures import make_reproduction_fixtures
+from phi3v.fixtures.reproduction import make_reproduction_fixtures
+from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
 from phi3v.tasks.catalogue import DEFAULT_QUESTION
 from phi3v.tasks.catalogue.answers import AnswerTemplate
 from phi3v.tasks.catalogue.negatives import HardNegatives, build_preference_pairs

@@ -17,8 +17,9 @@ from phi3v.app.answers import (
     table_headers,
 )
 from phi3v.app.photos import MAX_PIXELS, PhotoError, open_photo
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import parse_model_specs
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks import build_task
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, prompt_messages
 from phi3v.tasks.config import TaskConfig
@@ -82,8 +83,8 @@ def test_open_photo_limit_is_a_parameter(tmp_path):
 
 def test_an_upload_becomes_the_pixels_training_sees(tmp_path):
     """A transparent PNG lands on white, as data preparation and the image processor convert it (not on black)."""
-    from phi3v.data.images import DEFAULT_MAX_PIXELS
     from phi3v.modeling.image_processing_phi3_v import to_rgb_image
+    from phi3v.preparation.images import DEFAULT_MAX_PIXELS
 
     image = Image.new("RGBA", (32, 32), (0, 0, 0, 0))
     image.paste((200, 30, 40, 255), (8, 8, 24, 24))

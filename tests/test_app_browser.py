@@ -11,8 +11,9 @@ import urllib.request
 import datasets
 import pytest
 
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import load_for_inference
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, prompt_messages
 
 from .browser_helpers import REPO_ROOT, chromium_page, chromium_path, save_screenshot

@@ -11,8 +11,8 @@ import datasets
 import pytest
 from PIL import Image
 
-from phi3v.data.synthetic import make_synthetic_catalogue
 from phi3v.evaluation.results import write_results
+from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
 from phi3v.tasks import build_task
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import answer_errors, score_catalogue
@@ -238,7 +238,7 @@ def test_the_task_config_saved_with_a_model_sets_the_template(catalogue, tiny_ch
 def test_a_published_task_is_asked_and_scored_as_the_cookbook_does(
     task, source, split, tiny_checkpoint, tmp_path, monkeypatch
 ):
-    from phi3v.data.reproduction_fixtures import make_reproduction_fixtures
+    from phi3v.fixtures.reproduction import make_reproduction_fixtures
     from phi3v.tasks import TASKS
 
     make_reproduction_fixtures(tmp_path / "fixtures", num_rows={"docvqa_test": 4, "nlvr2": 4})

@@ -5,14 +5,9 @@ import pytest
 from accelerate import Accelerator
 from PIL import Image
 
-from phi3v.inference.generation import (
-    build_prompt,
-    generate_answers,
-    generate_answers_distributed,
-    grey_image,
-    grey_images,
-)
+from phi3v.inference.generation import generate_answers, generate_answers_distributed, grey_image, grey_images
 from phi3v.inference.loading import load_for_inference
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import prompt_messages
 
 from .evaluation_helpers import one_torch_thread

@@ -194,7 +194,7 @@ def _hard_photos() -> dict[str, bytes]:
 def test_data_preparation_stores_the_pixels_the_processor_sees(kind):
     # Preparation converts with the processor's own `to_rgb_image` and stores a JPEG of it: the stored bytes are that
     # JPEG, pixel for pixel, of what prediction would compute from the original file.
-    from phi3v.data.images import decode_image
+    from phi3v.preparation.images import decode_image
 
     data = _hard_photos()[kind]
     expected = to_rgb_image(Image.open(io.BytesIO(data)))

@@ -10,9 +10,9 @@ from peft import PeftModel
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoProcessor
 
-from phi3v.inference.generation import build_prompt
 from phi3v.inference.loading import adapter_base_model, is_adapter_dir, load_for_inference
 from phi3v.inference.merge import checkpoint_layout, layout_differences, merge_lora
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import prompt_messages
 
 from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread

@@ -5,7 +5,7 @@ from PIL import Image
 from transformers import AutoModelForImageTextToText, AutoProcessor, pipeline
 
 import phi3v
-from phi3v.modeling.processing_phi3_v import to_phi3v_messages
+from phi3v.modeling.chat_format import to_phi3v_messages
 
 
 def test_auto_model_for_image_text_to_text_loads_the_native_class(tiny_checkpoint):

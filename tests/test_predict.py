@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import load_for_inference
 from phi3v.inference.prediction import ImageFiles, find_images, format_table, write_records
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import prompt_messages
 
 from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread

@@ -130,7 +130,7 @@ def _photo(colour, size=(90, 50)):
 
 
 def test_apply_chat_template_on_structured_content_equals_the_flattened_prompt(tiny_processor, tmp_path):
-    from phi3v.modeling.processing_phi3_v import to_phi3v_messages
+    from phi3v.modeling.chat_format import to_phi3v_messages
 
     # Transparent images: PIL's plain RGB conversion (transformers' `load_image`) would make them black, not white.
     red = Image.new("RGBA", (90, 50), (200, 0, 0, 0))
@@ -260,7 +260,7 @@ def test_trl_vision_collator_runs_on_the_processor(tiny_processor):
     # phi3v's own collators keep it.
     from trl.trainer.sft_trainer import DataCollatorForVisionLanguageModeling
 
-    from phi3v.modeling.processing_phi3_v import to_phi3v_messages
+    from phi3v.modeling.chat_format import to_phi3v_messages
 
     image = _photo((120, 30, 60))
     rows = [

@@ -18,9 +18,9 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 from trl import SFTConfig
 
 import phi3v  # noqa: F401
-from phi3v.inference.generation import build_prompt
 from phi3v.inference.loading import load_for_inference
 from phi3v.inference.quantization import BASE_QUANTIZATION_NAME, recorded_base_quantization
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import prompt_messages
 from phi3v.training import Phi3VModelConfig, load_model, load_sft_model
 

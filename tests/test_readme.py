@@ -498,7 +498,7 @@ def test_every_script_answers_help(script):
 @pytest.fixture(scope="module")
 def stand_ins(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
     """The sources of the stand-ins: the tiny checkpoint, a LoRA adapter over it, a small synthetic catalogue."""
-    from phi3v.data import make_synthetic_catalogue
+    from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
 
     folder = tmp_path_factory.mktemp("stand-ins")
     with one_torch_thread():

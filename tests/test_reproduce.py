@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from phi3v.data.reproduction_fixtures import make_reproduction_fixtures
+from phi3v.fixtures.reproduction import make_reproduction_fixtures
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent

@@ -16,7 +16,7 @@ COLUMNS = ["product_code", "title", "category1_code", "category2_code", "categor
 # Runs the script with the Hub reader replaced by rows from the JSON file named in PHI3V_FAKE_HUB_ROWS.
 FAKE_HUB = """
 import json, os, runpy, sys
-import phi3v.data.sources as sources
+import phi3v.preparation.sources as sources
 rows = json.loads(open(os.environ["PHI3V_FAKE_HUB_ROWS"]).read())
 description = {"kind": "hub", "fingerprint": "sha256:fake"}
 sources._read_hub_dataset = lambda dataset_id, split: (rows, description | {"dataset_id": dataset_id, "split": split})

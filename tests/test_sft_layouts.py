@@ -14,8 +14,8 @@ from transformers import AutoProcessor
 
 import phi3v  # noqa: F401
 from phi3v.data.formats import row_converter
+from phi3v.fixtures.catalogue_layouts import export_catalogue
 from phi3v.tasks.catalogue import AnswerTemplate, to_conversation
-from phi3v.tasks.catalogue.layouts import export_catalogue
 from phi3v.training import Phi3VSFTCollator
 
 

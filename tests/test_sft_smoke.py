@@ -16,8 +16,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401
-from phi3v.inference.generation import build_prompt
-from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.modeling.chat_format import build_prompt, stop_token_ids
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, prompt_messages
 from phi3v.tasks.config import load_task_config
 

@@ -4,7 +4,7 @@ scores with the task's metric, and the before/after/published comparison."""
 import datasets
 import pytest
 
-from phi3v.data.reproduction_fixtures import make_reproduction_fixtures
+from phi3v.fixtures.reproduction import make_reproduction_fixtures
 from phi3v.tasks import PUBLISHED, TASKS
 from phi3v.tasks.reproduction import Reproduction, eval_conversations, render_report, score_predictions
 

@@ -293,6 +293,19 @@ def test_load_splits_from_disk_files_and_slices(tmp_path):
     assert len(undecoded(dataset)) == 10
 
 
+def test_split_strings_are_read_by_datasets_split_parsing(tmp_path):
+    dataset = datasets.Dataset.from_dict({"x": list(range(10))})
+    datasets.DatasetDict({"train": dataset, "test": dataset.select(range(3))}).save_to_disk(tmp_path / "dict")
+    splits = load_splits(str(tmp_path / "dict"), ["train[-10%:]+test[:1]", "train[25%:35%]"])
+    assert [splits[s]["x"] for s in splits] == [[9, 0], [2, 3]]  # 2.5 rounds to 2, as in `datasets`
+    with pytest.raises(ValueError, match=r"Bad split 'train\[a:\]'"):
+        load_splits(str(tmp_path / "dict"), ["train[a:]"])
+    with pytest.raises(ValueError, match=r"no split 'valid'"):
+        load_splits(str(tmp_path / "dict"), ["train+valid"])
+    with pytest.raises(ValueError, match="less than 100 elements"):
+        load_splits(str(tmp_path / "dict"), ["train[:50%](pct1_dropremainder)"])
+
+
 def test_images_inside_the_content_parts_are_the_rows_images(processor):
     inline = {
         "messages": [

@@ -24,8 +24,9 @@ from typing import NamedTuple
 from phi3v.data.image_columns import load_image, undecoded
 from phi3v.data.loading import load_splits
 from phi3v.errors import DataError
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import load_for_inference
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks import Task
 from phi3v.tasks.catalogue import prompt_messages
 

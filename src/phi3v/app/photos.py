@@ -18,8 +18,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from phi3v.data.images import DEFAULT_MAX_PIXELS
 from phi3v.modeling.image_processing_phi3_v import to_rgb_image
+from phi3v.preparation.images import DEFAULT_MAX_PIXELS
 
 
 # The cap of data preparation: a photo the app accepts is one a prepared dataset could hold.

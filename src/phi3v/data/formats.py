@@ -1,4 +1,7 @@
-"""Which layout a dataset is in, and the function that turns its rows into TRL's conversational format.
+"""The dataset formats (layouts) training and evaluation read: which one a dataset is in, and the function that turns
+its rows into TRL's conversational format, which `phi3v.data.conversation` reads into the encoder's `Conversation`.
+The converters are in `phi3v.data.converters`; the catalogue's is the catalogue task's own (it renders the recipe's
+question and answer template, `phi3v.tasks.catalogue.to_conversation`) and is passed in.
 
 | `dataset_format` | columns | becomes |
 | --- | --- | --- |
@@ -17,7 +20,7 @@ from pathlib import Path
 
 from phi3v.errors import DataError, UsageError
 
-from .conversations import from_docvqa, from_llava, from_the_cauldron
+from .converters import from_docvqa, from_llava, from_the_cauldron
 
 
 FORMATS = ("auto", "conversational", "catalogue", "the_cauldron", "llava", "docvqa")

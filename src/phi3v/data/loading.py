@@ -11,7 +11,7 @@ Example:
 ```
 """
 
-import re
+from collections.abc import Mapping
 from pathlib import Path
 
 import datasets
@@ -23,36 +23,43 @@ from .local_files import LocalFiles, check_image_references
 
 # Builders of `datasets` for local files, by suffix.
 FILE_BUILDERS = {".parquet": "parquet", ".jsonl": "json", ".json": "json", ".csv": "csv"}
-_SPLIT = re.compile(r"^(?P<name>[\w.-]+)(?:\[(?P<start>-?\d+%?)?:(?P<stop>-?\d+%?)?\])?$")
 
 
-def parse_split(split: str) -> tuple[str, str | None, str | None]:
-    """`"train[500:]"` -> `("train", "500", None)`; `"test"` -> `("test", None, None)`.
+def select_split(available: Mapping[str, datasets.Dataset], split: str, dataset_name: str) -> datasets.Dataset:
+    """The rows a split string names, read by `datasets`' own split parsing (`datasets.ReadInstruction`): a split name
+    with an optional slice of indices or percentages (`train[500:]`, `train[:10%]`), or several joined by `+`.
+
+    Args:
+        available (`Mapping[str, datasets.Dataset]`): the dataset's splits by name.
+        split (`str`): the split string.
+        dataset_name (`str`): the dataset, for the messages.
 
     Raises:
-        `UsageError`: for a split string `datasets` would not read either.
+        `UsageError`: for a split string `datasets` does not read, naming the available splits when a split does not
+            exist, or naming the split when it (or its slice) is empty.
     """
-    match = _SPLIT.match(split.strip())
-    if match is None:
+    try:
+        instruction = datasets.ReadInstruction.from_spec(split.strip())
+    except ValueError as error:
         raise UsageError(
-            f"Bad split {split!r}; expected a name with an optional slice, e.g. `train` or `train[500:]`."
-        )
-    return match["name"], match["start"], match["stop"]
-
-
-def select_slice(dataset: datasets.Dataset, start: str | None, stop: str | None) -> datasets.Dataset:
-    """Rows `start:stop` of a dataset, where each bound is an index or a percentage (`"10%"`), as `datasets` reads
-    split slices."""
-
-    def position(bound: str | None) -> int | None:
-        if bound is None:
-            return None
-        if bound.endswith("%"):
-            return round(len(dataset) * int(bound[:-1]) / 100)
-        return int(bound)
-
-    rows = range(len(dataset))[slice(position(start), position(stop))]
-    return dataset.select(list(rows) if not rows else rows)  # `datasets` refuses an empty range past the end
+            f"Bad split {split!r}; expected a name with an optional slice, e.g. `train` or `train[500:]` ({error})."
+        ) from None
+    names = [part.split("[")[0] for part in instruction.to_spec().split("+")]
+    if missing := [name for name in names if name not in available]:
+        raise UsageError(f"{dataset_name} has no split {missing[0]!r}; its splits are {sorted(available)}.")
+    try:
+        parts = instruction.to_absolute({name: len(rows) for name, rows in available.items()})
+    except ValueError as error:  # e.g. `pct1_dropremainder` rounding on a split of fewer than 100 rows
+        raise UsageError(f"Bad split {split!r} of {dataset_name}: {error}") from None
+    # `select` refuses an empty range that starts past the end: an empty slice selects an empty list instead.
+    selected = [
+        available[part.splitname].select(range(part.from_, part.to) if part.from_ < part.to else []) for part in parts
+    ]
+    rows = selected[0] if len(selected) == 1 else datasets.concatenate_datasets(selected)
+    if len(rows) == 0:
+        before = sum(len(available[part.splitname]) for part in parts)
+        raise UsageError(f"Split {split!r} of {dataset_name} is empty ({before} rows before slicing).")
+    return rows
 
 
 def looks_local(name: str) -> bool:
@@ -74,7 +81,8 @@ def load_splits(
         dataset_name (`str`): a directory written by `save_to_disk` (a `DatasetDict`, or one `Dataset` read as
             split `train`), a directory of data files named by split (`train.json`, `test.json`), a local data file (`.parquet`, `.jsonl`, `.json`, `.csv`; its rows are split `train`), or
             a Hub dataset id.
-        splits (`list[str]`): split names with optional slices, e.g. `["train[500:]", "train[:500]"]`.
+        splits (`list[str]`): split names with optional slices, e.g. `["train[500:]", "train[:500]"]`, as `datasets`
+            reads them (`select_split`).
         dataset_config (`str`, *optional*): the Hub dataset's configuration name (e.g. `hateful_memes`).
         image_folder (`str`, *optional*): the folder the user named for the rows' images (LLaVA).
         allow_local_paths (`bool`, *optional*, defaults to `False`): let a local dataset's rows name image files
@@ -106,15 +114,6 @@ def load_splits(
             raise MissingPathError(
                 f"Dataset {dataset_name} is neither a local path nor a Hub dataset: {error}"
             ) from error
-    result = {}
-    for split in splits:
-        name, start, stop = parse_split(split)
-        if name not in available:
-            raise UsageError(f"{dataset_name} has no split {name!r}; its splits are {sorted(available)}.")
-        result[split] = select_slice(available[name], start, stop)
-        if len(result[split]) == 0:
-            raise UsageError(
-                f"Split {split!r} of {dataset_name} is empty ({len(available[name])} rows before slicing)."
-            )
+    result = {split: select_split(available, split, dataset_name) for split in splits}
     check_image_references(result, LocalFiles.of(dataset_name, image_folder, allow_local_paths))
     return result

@@ -28,7 +28,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from phi3v.data.image_columns import load_image
-from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.modeling.chat_format import build_prompt, stop_token_ids
 
 
 GREY = (128, 128, 128)
@@ -49,16 +49,6 @@ def grey_images(images: Sequence[list]) -> list[list]:
     return [[grey_image()] * len(sample) for sample in images]
 
 
-def build_prompt(processor, messages: list[dict]) -> str:
-    """The generation prompt of a conversation (string content with `<|image_k|>` tags), through `<|assistant|>`.
-
-    Args:
-        processor ([`Phi3VProcessor`]): its chat template renders the prompt.
-        messages (`list[dict]`): the conversation so far, ending with a user turn.
-    """
-    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
-
-
 @torch.no_grad()
 def generate_answers(
     model,
@@ -76,7 +66,8 @@ def generate_answers(
     Args:
         model ([`Phi3VForCausalLM`] or a `PeftModel` over one): the model, in eval mode, on its device.
         processor ([`Phi3VProcessor`]): tokenises the prompts with their images.
-        prompts (`Sequence[str]`): one rendered prompt per sample (see `build_prompt`), with `<|image_k|>` tags.
+        prompts (`Sequence[str]`): one rendered prompt per sample (`phi3v.modeling.chat_format.build_prompt`), with
+            `<|image_k|>` tags.
         images (`Sequence[list]`): each sample's images, in tag order (PIL images, undecoded dataset cells or paths;
             an empty list for a text-only prompt). It is sliced batch by batch and decoded only then.
         batch_size (`int`, *optional*, defaults to 8): samples per `generate` call.

@@ -34,7 +34,7 @@ from phi3v.inference.loading import (
     root_checkpoint,
 )
 from phi3v.inference.quantization import base_quantization
-from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.modeling.chat_format import stop_token_ids
 from phi3v.outputs import user_entries
 
 

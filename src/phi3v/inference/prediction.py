@@ -20,7 +20,8 @@ from typing import TextIO
 from PIL import Image
 
 from phi3v.errors import MissingPathError
-from phi3v.inference.generation import build_prompt, generate_answers
+from phi3v.inference.generation import generate_answers
+from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks import Task
 from phi3v.tasks.catalogue import prompt_messages
 

@@ -5,7 +5,6 @@ import binascii
 import io
 import json
 import math
-import re
 from pathlib import Path
 
 import requests
@@ -15,8 +14,9 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import BatchFeature, ProcessorMixin
 from transformers.processing_utils import ImagesKwargs, ProcessingKwargs, Unpack
 
+from .chat_format import IMAGE_TAG, to_phi3v_messages
 
-IMAGE_TAG = re.compile(r"<\|image_(\d+)\|>")
+
 # The text kwargs `__call__` implements; any other `TextKwargs` key set to a true value is refused.
 SUPPORTED_TEXT_KWARGS = {
     "add_special_tokens",
@@ -338,46 +338,3 @@ def pad_sequences(
     input_ids = pad_sequence(ids, batch_first=True, padding_value=pad_token_id, padding_side=padding_side)
     attention_mask = pad_sequence(masks, batch_first=True, padding_value=0, padding_side=padding_side)
     return input_ids[:-1], attention_mask[:-1]
-
-
-def to_phi3v_messages(messages: list[dict], num_images: int = 0) -> list[dict]:
-    """Messages with string content and `<|image_k|>` tags, the only form the official chat template renders.
-
-    TRL's structured content (`[{"type": "image"}, {"type": "text", "text": "..."}]`) is flattened part by part: the
-    k-th image part of the conversation becomes `<|image_k|>` followed by a newline (the model cards' layout), text parts
-    are kept as they are. String content is kept as it is. When the conversation names no image at all but the row has
-    `num_images` images, their tags are put at the start of the first user turn, as TRL does for string prompts.
-
-    Args:
-        messages (`list[dict]`): `{"role", "content"}` messages; content is a string or a list of typed parts.
-        num_images (`int`, *optional*, defaults to 0): images of the row, for conversations that do not place them.
-
-    Returns:
-        `list[dict]`: new `{"role", "content"}` messages with string content.
-    """
-    flattened, image_index = [], 0
-    for message in messages:
-        content = message["content"]
-        if not isinstance(content, str):
-            pieces = []
-            for part in content:
-                if part["type"] == "image":
-                    image_index += 1
-                    pieces.append(f"<|image_{image_index}|>\n")
-                elif part["type"] == "text":
-                    pieces.append(part["text"])
-                else:
-                    raise ValueError(f"Unsupported content part type {part['type']!r}; Phi-3-V reads text and images.")
-            content = "".join(pieces)
-        flattened.append({"role": message["role"], "content": content})
-    if num_images and not any(IMAGE_TAG.search(message["content"]) for message in flattened):
-        first_user = next((m for m in flattened if m["role"] == "user"), None)
-        if first_user is None:
-            raise ValueError(f"The row has {num_images} image(s) but no user turn to place them in.")
-        first_user["content"] = "".join(f"<|image_{k}|>\n" for k in range(1, num_images + 1)) + first_user["content"]
-    return flattened
-
-
-def stop_token_ids(tokenizer) -> list[int]:
-    """Generation stops on `<|end|>` (turn end) and `<|endoftext|>`; the checkpoints' own eos (2) is never emitted."""
-    return [tokenizer.convert_tokens_to_ids("<|end|>"), tokenizer.convert_tokens_to_ids("<|endoftext|>")]

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from phi3v.data.trl_format import as_conversation
-from phi3v.modeling.processing_phi3_v import IMAGE_TAG
+from phi3v.data.conversation import as_conversation
+from phi3v.modeling.chat_format import IMAGE_TAG
 from phi3v.text_metrics import answer_scores
 
 from .config import TaskConfig

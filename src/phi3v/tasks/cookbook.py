@@ -16,7 +16,7 @@ trains every QA pair of the page as one multi-turn conversation, so an epoch see
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
-from phi3v.data.conversations import from_docvqa, from_the_cauldron
+from phi3v.data.converters import from_docvqa, from_the_cauldron
 from phi3v.text_metrics import levenshtein_distance
 
 

@@ -10,8 +10,8 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from transformers import ProcessorMixin
 
+from phi3v.data.conversation import Conversation, as_conversation
 from phi3v.data.image_columns import image_size, load_image
-from phi3v.data.trl_format import Conversation, as_conversation
 
 from .encoding import encode_conversation, too_long_message
 

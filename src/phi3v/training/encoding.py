@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from transformers import ProcessorMixin
 
-from phi3v.data.trl_format import Conversation
-from phi3v.modeling.processing_phi3_v import IMAGE_TAG
+from phi3v.data.conversation import Conversation
+from phi3v.modeling.chat_format import END_OF_TURN, IMAGE_TAG, build_prompt
 
 
 @dataclass
@@ -21,11 +21,6 @@ class EncodedConversation:
 
     input_ids: list[int]
     answer_spans: list[tuple[int, int]]
-
-
-def render(processor: ProcessorMixin, messages: list[dict], add_generation_prompt: bool = False) -> str:
-    """The checkpoint's chat template applied to string-content messages."""
-    return processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
 
 
 def tokenize(processor: ProcessorMixin, text: str, image_token_counts: list[int]) -> list[int]:
@@ -42,7 +37,7 @@ def encode_conversation(
 
     Args:
         processor ([`Phi3VProcessor`]): the checkpoint's processor (chat template and tokenizer).
-        conversation ([`~phi3v.data.trl_format.Conversation`]): the row; its images are not read here.
+        conversation ([`~phi3v.data.conversation.Conversation`]): the row; its images are not read here.
         image_token_counts (`list[int]`): placeholder tokens of each of the row's images, in tag order.
 
     Raises:
@@ -52,16 +47,14 @@ def encode_conversation(
     if len(image_token_counts) != len(conversation.images):
         raise ValueError(f"Got {len(image_token_counts)} image token counts for {len(conversation.images)} images.")
     messages = conversation.messages
-    text = render(processor, messages)
+    text = build_prompt(processor, messages, add_generation_prompt=False)
     input_ids = processor.tokenize_with_images(text, image_token_counts)
-    end_token_id = processor.tokenizer.convert_tokens_to_ids("<|end|>")
+    end_token_id = processor.tokenizer.convert_tokens_to_ids(END_OF_TURN)
     spans = []
     for index, message in enumerate(messages):
         if message["role"] != "assistant" or index < conversation.train_from:
             continue
-        prompt_ids = tokenize(
-            processor, render(processor, messages[:index], add_generation_prompt=True), image_token_counts
-        )
+        prompt_ids = tokenize(processor, build_prompt(processor, messages[:index]), image_token_counts)
         if input_ids[: len(prompt_ids)] != prompt_ids:
             raise ValueError(
                 "The prompt's tokens are not a prefix of the conversation's tokens, so the answer cannot be located; "

@@ -6,9 +6,9 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from transformers import ProcessorMixin
 
+from phi3v.data.conversation import Conversation, row_images
 from phi3v.data.image_columns import image_size, load_image
-from phi3v.data.trl_format import Conversation, row_images
-from phi3v.modeling.processing_phi3_v import to_phi3v_messages
+from phi3v.modeling.chat_format import to_phi3v_messages
 
 from .encoding import encode_conversation, too_long_message
 

@@ -8,7 +8,7 @@ from transformers import ProcessorMixin
 from trl import ScriptArguments
 
 from phi3v.inference.quantization import BASE_QUANTIZATION_NAME, save_base_quantization
-from phi3v.modeling.processing_phi3_v import stop_token_ids
+from phi3v.modeling.chat_format import image_tag, stop_token_ids
 from phi3v.tasks.config import TaskConfig
 
 
@@ -25,7 +25,7 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 
 processor = AutoProcessor.from_pretrained("{path}")
 model = AutoModelForCausalLM.from_pretrained("{path}")
-messages = [{{"role": "user", "content": "<|image_1|>{question}"}}]  # as in training
+messages = [{{"role": "user", "content": "{image}{question}"}}]  # as in training
 prompt = processor.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
 inputs = processor(prompt, [Image.open("photo.jpg")])
 output = model.generate(**inputs, max_new_tokens=64, do_sample=False)  # stops on <|end|>
@@ -100,7 +100,12 @@ def append_usage(
     with card.open("a") as file:
         file.write(
             USAGE.format(
-                kind=kind, path=output_dir, question=task_config.question, task=task_config.task, script=script
+                kind=kind,
+                path=output_dir,
+                image=image_tag(1),
+                question=task_config.question,
+                task=task_config.task,
+                script=script,
             )
         )
         if is_qlora:

@@ -37,12 +37,12 @@ import string
 from collections.abc import Iterable, Mapping
 
 from phi3v.errors import DataError, UsageError
+from phi3v.modeling.chat_format import image_tag
 
 
 DEFAULT_QUESTION = "What is shown in this image?"
 DEFAULT_ANSWER_TEMPLATE = "Product: {title}, Category: {category3_code}, Full Price: {full_price}"
 PRICE_FIELD = "full_price"
-IMAGE_TAG = "<|image_1|>"
 
 _SPECIAL_TOKEN = re.compile(r"<\|[^|<>\n]*\|>")
 _SEPARATORS = " \t\n,;|-"
@@ -230,7 +230,7 @@ class AnswerTemplate:
 
 def prompt_messages(question: str = DEFAULT_QUESTION, has_image: bool = True) -> list[dict]:
     """The user turn that asks about a product photo: `<|image_1|>` then the question (no newline, as trained)."""
-    return [{"role": "user", "content": (IMAGE_TAG if has_image else "") + question}]
+    return [{"role": "user", "content": (image_tag(1) if has_image else "") + question}]
 
 
 def to_conversation(row: Mapping, question: str = DEFAULT_QUESTION, template: AnswerTemplate | None = None) -> dict:

@@ -2,8 +2,8 @@ import math
 
 import pytest
 
-from phi3v.data.cleaning import clean_rows, deduplicate_by_product_code, parse_price, parse_product_code
-from phi3v.data.report import DropReason
+from phi3v.preparation.cleaning import clean_rows, deduplicate_by_product_code, parse_price, parse_product_code
+from phi3v.preparation.report import DropReason
 
 
 @pytest.mark.parametrize(

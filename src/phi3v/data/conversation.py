@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from phi3v.errors import DataError
-from phi3v.modeling.processing_phi3_v import to_phi3v_messages
+from phi3v.modeling.chat_format import to_phi3v_messages
 
 
 @dataclass

@@ -11,8 +11,8 @@ import pytest
 import yaml
 from datasets import Features
 
-from phi3v.data.conversations import from_docvqa, from_the_cauldron
-from phi3v.data.reproduction_fixtures import COLOURS, make_reproduction_fixtures
+from phi3v.data.converters import from_docvqa, from_the_cauldron
+from phi3v.fixtures.reproduction import COLOURS, make_reproduction_fixtures
 from phi3v.tasks import TASKS
 
 

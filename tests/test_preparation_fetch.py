@@ -3,10 +3,10 @@ import io
 import pytest
 from PIL import Image
 
-from phi3v.data.cache import ImageCache
-from phi3v.data.fetch import FetchSettings, ImageFetcher
-from phi3v.data.images import ImageRejected
-from phi3v.data.report import DropReason
+from phi3v.preparation.cache import ImageCache
+from phi3v.preparation.fetch import FetchSettings, ImageFetcher
+from phi3v.preparation.images import ImageRejected
+from phi3v.preparation.report import DropReason
 
 from . import data_helpers_images as images
 from .data_helpers_server import running_server, unused_port_url

@@ -9,9 +9,7 @@ import datasets
 import pytest
 from PIL import Image
 
-from phi3v.data.splits import SPLIT_NAMES
-from phi3v.data.storage import CATALOGUE_FEATURES
-from phi3v.data.synthetic import (
+from phi3v.fixtures.synthetic_catalogue import (
     COLOURS,
     ITEMS,
     PATTERN_PRICE_FACTORS,
@@ -19,6 +17,8 @@ from phi3v.data.synthetic import (
     product_price,
     synthetic_products,
 )
+from phi3v.preparation.splits import SPLIT_NAMES
+from phi3v.preparation.storage import CATALOGUE_FEATURES
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 
 

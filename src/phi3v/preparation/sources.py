@@ -1,4 +1,5 @@
 """Catalogue sources: a Hub dataset id or a local Parquet / CSV / JSON Lines file, read into rows with our field names.
+Local files are read by `datasets`' own Parquet, CSV and JSON readers, as training data is (`phi3v.data.loading`).
 
 The recipe needs seven fields per product (`CATALOGUE_FIELDS`). `DEFAULT_COLUMN_MAPPING` maps them to the columns of the
 reference catalogue, `DBQ/Burberry.Product.prices.United.States`; any other catalogue works by mapping its own column
@@ -13,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import datasets
-import pyarrow.parquet
 
+from phi3v.data.loading import FILE_BUILDERS
 from phi3v.errors import DataError, MissingPathError, UsageError
 
 
@@ -32,8 +33,6 @@ CATALOGUE_FIELDS = (
 
 # Our field name -> column name in the DBQ catalogues.
 DEFAULT_COLUMN_MAPPING = {field: field for field in CATALOGUE_FIELDS} | {"image": "imageurl"}
-
-LOCAL_FILE_SUFFIXES = (".parquet", ".csv", ".jsonl", ".json")
 
 
 @dataclass
@@ -86,7 +85,7 @@ def load_source(
     """
     mapping = resolve_column_mapping(column_mapping)
     path = Path(source)
-    if path.suffix.lower() in LOCAL_FILE_SUFFIXES or path.exists():
+    if path.suffix.lower() in FILE_BUILDERS or path.exists():
         records, description = _read_local_file(path)
         base_dir = path.resolve().parent
     else:
@@ -109,24 +108,50 @@ def load_source(
 def _read_local_file(path: Path) -> tuple[list[dict], dict]:
     if not path.is_file():
         raise MissingPathError(f"Catalogue file {path} does not exist.")
-    suffix = path.suffix.lower()
-    if suffix == ".parquet":
-        records = pyarrow.parquet.read_table(path).to_pylist()
-    elif suffix == ".csv":
-        # Every CSV value stays a string: type inference would turn product code "00123" into 123 and a price column
-        # with one "$1,290.00" into strings anyway; cleaning parses what it needs.
-        with open(path, newline="", encoding="utf-8-sig") as file:
-            records = list(csv.DictReader(file))
-    elif suffix in (".jsonl", ".json"):
-        records = _read_json_lines(path)
-    else:
-        raise UsageError(f"Cannot read {path}: use a {', '.join(LOCAL_FILE_SUFFIXES)} file or a Hub dataset id.")
-    fingerprint = hashlib.sha256(path.read_bytes()).hexdigest()
+    builder = FILE_BUILDERS.get(path.suffix.lower())
+    if builder is None:
+        raise UsageError(f"Cannot read {path}: use a {', '.join(FILE_BUILDERS)} file or a Hub dataset id.")
+    content = path.read_bytes()
+    records = _read_table(path, builder) if content.strip() else []  # `load_source` says "has no rows"
+    fingerprint = hashlib.sha256(content).hexdigest()
     return records, {"kind": "local_file", "path": str(path.resolve()), "fingerprint": f"sha256:{fingerprint}"}
 
 
-def _read_json_lines(path: Path) -> list[dict]:
-    records = []
+def _csv_options(path: Path) -> dict | None:
+    """The CSV reader's options: every value a string, as written (`None` for a file without rows).
+
+    Type inference would turn product code "00123" into 123 and a price column with one "$1,290.00" into strings
+    anyway, and pandas' missing-value markers would turn a title "NA" into nothing; cleaning parses what it needs.
+    """
+    with open(path, newline="", encoding="utf-8-sig") as file:
+        lines = csv.reader(file)
+        header = next(lines, [])
+        if next((line for line in lines if line), None) is None:
+            return None
+    return {
+        "features": datasets.Features({column: datasets.Value("string") for column in header}),
+        "keep_default_na": False,
+        "index_col": False,  # a row with more fields than the header is cut to the header, not shifted
+        "encoding": "utf-8-sig",
+    }
+
+
+def _read_table(path: Path, builder: str) -> list[dict]:
+    """The rows of a local table, read by `datasets`' reader for it (which refuses a table without rows)."""
+    options = _csv_options(path) if builder == "csv" else {}
+    if options is None:
+        return []
+    try:
+        table = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
+    except (ValueError, datasets.exceptions.DatasetGenerationError) as error:
+        # `datasets` names the Arrow error; for JSON Lines the line to fix is what the user needs.
+        problem = _json_lines_problem(path) if builder == "json" else None
+        raise DataError(problem or f"Cannot read {path} as {builder}: {error.__cause__ or error}") from None
+    return table.to_list()
+
+
+def _json_lines_problem(path: Path) -> str | None:
+    """What is wrong with the first line of a JSON Lines file that is not a JSON object, or `None`."""
     with open(path, encoding="utf-8") as file:
         for line_number, line in enumerate(file, start=1):
             if not line.strip():
@@ -134,14 +159,10 @@ def _read_json_lines(path: Path) -> list[dict]:
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as error:
-                raise DataError(
-                    f"{path} line {line_number} is not valid JSON ({error}); expected JSON Lines."
-                ) from None
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                raise DataError(f"{path} line {line_number} is a {type(record).__name__}, expected a JSON object.")
-    return records
+                return f"{path} line {line_number} is not valid JSON ({error}); expected JSON Lines."
+            if not isinstance(record, dict):
+                return f"{path} line {line_number} is a {type(record).__name__}, expected a JSON object."
+    return None
 
 
 def _read_hub_dataset(dataset_id: str, split: str) -> tuple[list[dict], dict]:

@@ -117,7 +117,7 @@ def save_catalogue(
             json.dumps(row.to_json_dict()) + "\n" for row in sorted(dropped, key=lambda row: row.source_row)
         ]
         (staged / DROPPED_NAME).write_text("".join(report_lines))
-        outputs.mark_output_dir(staged, CATALOGUE_KIND, written_by="phi3v.data.storage.save_catalogue")
+        outputs.mark_output_dir(staged, CATALOGUE_KIND, written_by="phi3v.preparation.storage.save_catalogue")
         if output_dir.exists():  # empty, or a prepared catalogue that `check_output_dir` allowed us to replace
             shutil.rmtree(output_dir)
         staged.rename(output_dir)

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from phi3v.data.splits import SPLIT_NAMES, split_by_product_code
+from phi3v.preparation.splits import SPLIT_NAMES, split_by_product_code
 
 
 def catalogue(seed=0):

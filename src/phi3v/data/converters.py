@@ -15,20 +15,12 @@ from pathlib import Path
 from PIL import Image
 
 from phi3v.errors import DataError, MissingDataFileError
+from phi3v.modeling.chat_format import image_tag, image_tags
 
 
 LLAVA_IMAGE_TOKEN = "<image>"
 LLAVA_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 DOCVQA_INSTRUCTION = "Answer briefly."
-
-
-def image_tags(num_images: int) -> str:
-    """The Cookbook's tag prefix for `num_images` images: `"<|image_1|><|image_2|>\\n"`, or `""` for none.
-
-    Args:
-        num_images (`int`): How many images the turn shows.
-    """
-    return "".join(f"<|image_{k}|>" for k in range(1, num_images + 1)) + "\n" if num_images else ""
 
 
 def from_the_cauldron(row: Mapping) -> dict:
@@ -103,7 +95,7 @@ def from_llava(row: Mapping, image_folder: str | Path | None = None) -> dict:
     tags_pending = bool(paths) and not num_tokens
     for turn in turns:
         role = LLAVA_ROLES[turn["from"]]
-        content = re.sub(re.escape(LLAVA_IMAGE_TOKEN), lambda _: f"<|image_{next(counter)}|>", turn["value"])
+        content = re.sub(re.escape(LLAVA_IMAGE_TOKEN), lambda _: image_tag(next(counter)), turn["value"])
         if tags_pending and role == "user":
             content, tags_pending = image_tags(len(paths)) + content, False
         messages.append({"role": role, "content": content})

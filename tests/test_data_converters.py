@@ -7,17 +7,11 @@ import random
 import pytest
 from PIL import Image
 
-from phi3v.data.conversations import from_docvqa, from_llava, from_the_cauldron, image_tags
+from phi3v.data.converters import from_docvqa, from_llava, from_the_cauldron
 
 
 def picture(colour="red", size=(8, 6)):
     return Image.new("RGB", size, colour)
-
-
-def test_image_tags():
-    assert image_tags(0) == ""
-    assert image_tags(1) == "<|image_1|>\n"
-    assert image_tags(3) == "<|image_1|><|image_2|><|image_3|>\n"
 
 
 def test_the_cauldron_multi_image_multi_turn():

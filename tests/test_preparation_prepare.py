@@ -10,10 +10,10 @@ from pathlib import Path
 import datasets
 import pytest
 
-from phi3v.data.fetch import FetchSettings
-from phi3v.data.prepare import prepare_catalogue
-from phi3v.data.splits import SPLIT_NAMES
-from phi3v.data.storage import CATALOGUE_FEATURES, save_catalogue
+from phi3v.preparation.fetch import FetchSettings
+from phi3v.preparation.prepare import prepare_catalogue
+from phi3v.preparation.splits import SPLIT_NAMES
+from phi3v.preparation.storage import CATALOGUE_FEATURES, save_catalogue
 
 from . import data_helpers_images as images
 from .data_helpers_server import running_server, unused_port_url

@@ -4,8 +4,8 @@ import time
 import pytest
 from PIL import Image
 
-from phi3v.data.images import ImageRejected, decode_image
-from phi3v.data.report import DropReason
+from phi3v.preparation.images import ImageRejected, decode_image
+from phi3v.preparation.report import DropReason
 
 from . import data_helpers_images as images
 

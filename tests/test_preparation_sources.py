@@ -3,8 +3,8 @@ import json
 import datasets
 import pytest
 
-from phi3v.data.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, load_source
 from phi3v.errors import DataError
+from phi3v.preparation.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, load_source
 
 
 DBQ_ROWS = [
@@ -96,3 +96,12 @@ def test_jsonl_rows_may_omit_keys(tmp_path):
     rows = [DBQ_ROWS[0], {key: value for key, value in DBQ_ROWS[1].items() if key != "category3_code"}]
     (tmp_path / "catalogue.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     assert load_source(tmp_path / "catalogue.jsonl").rows[1]["category3_code"] is None
+
+
+def test_rows_keep_values_of_mixed_types_and_a_table_without_rows_is_refused(tmp_path):
+    rows = [DBQ_ROWS[0], {**DBQ_ROWS[1], "full_price": "call us"}]
+    (tmp_path / "catalogue.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert [row["full_price"] for row in load_source(tmp_path / "catalogue.jsonl").rows] == [590.0, "call us"]
+    (tmp_path / "header.csv").write_text("product_code,title\n\n")
+    with pytest.raises(DataError, match="has no rows"):
+        load_source(tmp_path / "header.csv")
