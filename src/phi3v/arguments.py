@@ -51,8 +51,8 @@ class ModelLoadingArguments:
         attn_implementation (`str`, *optional*):
             One of `phi3v.checks.ATTN_IMPLEMENTATIONS`; defaults to sdpa.
         device (`str`, *optional*):
-            A torch device (`cpu`, `cuda`, `cuda:1`, `mps`); each script says what `None` means (its GPU when there
-            is one, else the CPU), and a script may default to another.
+            A torch device (`cpu`, `cuda`, `cuda:1`, `mps`). `None` is the GPU when there is one, else the CPU, as
+            the script resolves it (`evaluate.py`: accelerate's device); `predict.py` and `app.py` default to `cpu`.
     """
 
     base_model: str | None = field(
@@ -76,7 +76,9 @@ class ModelLoadingArguments:
     )
     device: str | None = field(
         default=None,
-        metadata={"help": "Device to run on, e.g. `cpu`, `cuda` or `cuda:1`; default: the GPU when there is one."},
+        metadata={
+            "help": "Device to run on, e.g. `cpu`, `cuda` or `cuda:1`; default: the GPU when there is one, else the CPU."
+        },
     )
 
     def __post_init__(self):
@@ -179,8 +181,9 @@ class OutputArguments:
 
 
 class ScriptArgumentParser(HfArgumentParser):
-    """`HfArgumentParser` for an entry script: its docstring as the description (kept as written), and a bad flag or
-    value raises `UsageError` (one line, exit status 2; see `phi3v.errors.usage_errors`).
+    """`HfArgumentParser` for an entry script: its docstring as the description (kept as written), each flag in its
+    one spelling (`--max_new_tokens`), and a bad flag or value raises `UsageError` (one line, exit status 2; see
+    `phi3v.errors.usage_errors`).
 
     Args:
         dataclass_types (`tuple`): the dataclasses to fill, in the order `parse` returns them.
@@ -192,6 +195,12 @@ class ScriptArgumentParser(HfArgumentParser):
         super().__init__(
             dataclass_types, description=description, formatter_class=argparse.RawDescriptionHelpFormatter, **kwargs
         )
+        # `HfArgumentParser` adds `--max-new-tokens` beside `--max_new_tokens`: the scripts keep their one spelling,
+        # which argparse's messages then name alone (`argument --max_new_tokens: ...`, not `--max_new_tokens/--max-...`).
+        for action in self._actions:
+            for option in [option for option in action.option_strings if "-" in option.lstrip("-")]:
+                action.option_strings.remove(option)
+                del self._option_string_actions[option]
         usage_errors(self)
 
     def parse(self, args: list[str] | None = None) -> tuple:
