@@ -15,15 +15,15 @@ trained for (`phi3v_task.json`): a catalogue model gets `catalogue`, its questio
 `--host 0.0.0.0` to reach it from other machines (anyone who can reach it can run the models).
 """
 
-import argparse
 import tempfile
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 from phi3v.app.answers import load_examples, load_models
 from phi3v.app.page import THEME, build_page
 from phi3v.app.photos import MAX_PIXELS
-from phi3v.checks import DTYPES, non_negative_int, port, positive_int, torch_device
-from phi3v.errors import run_script, usage_errors
+from phi3v.arguments import GenerationArguments, ModelLoadingArguments, ScriptArgumentParser, check_flag
+from phi3v.checks import non_negative_int, port, positive_int
+from phi3v.errors import run_script
 from phi3v.inference.loading import check_model_path, parse_model_specs
 from phi3v.tasks import build_task
 from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_config
@@ -33,10 +33,68 @@ from phi3v.tasks.config import CATALOGUE, CONVERSATION, TaskConfig, load_task_co
 PAGE_TASKS = {"catalogue": CATALOGUE, "free": CONVERSATION}
 
 
-def main(args: argparse.Namespace) -> None:
+@dataclass
+class AppArguments:
+    """The models, what the page asks, its example photos and the server; model loading and generation flags are
+    `phi3v.arguments`'."""
+
+    model: list[str] = field(
+        metadata={
+            "help": "Model(s) as NAME=PATH (or a bare PATH, named after its folder): a base or merged checkpoint, or "
+            "a LoRA adapter directory. List several to compare them side by side.",
+            "action": "extend",
+        }
+    )
+    task: str | None = field(
+        default=None,
+        metadata={
+            "help": "`catalogue`: the trained question, the answer template's fields shown; `free`: an editable "
+            "question. Default: as the first model was trained.",
+            "choices": list(PAGE_TASKS),
+        },
+    )
+    question: str | None = field(
+        default=None, metadata={"help": "The question; default: the one the model was trained on."}
+    )
+    dataset: str | None = field(default=None, metadata={"help": "Dataset whose photos are offered as examples."})
+    allow_local_paths: bool = field(
+        default=False,
+        metadata={
+            "help": "Let a local dataset's rows name image files outside its folder (a Hub dataset's never read "
+            "local files)."
+        },
+    )
+    split: str = field(default="test", metadata={"help": "Split of --dataset the examples come from."})
+    num_examples: int = field(default=8, metadata={"help": "How many example photos to offer."})
+    host: str = field(
+        default="127.0.0.1", metadata={"help": "Address to bind; 0.0.0.0 opens the page to the network."}
+    )
+    port: int = field(default=7860, metadata={"help": "Port to serve on."})
+    max_megapixels: int = field(default=MAX_PIXELS // 1_000_000, metadata={"help": "Largest photo accepted."})
+    max_file_mb: int = field(default=50, metadata={"help": "Largest upload accepted, in megabytes."})
+
+    def __post_init__(self):
+        check_flag("num_examples", self.num_examples, non_negative_int)
+        check_flag("port", self.port, port)
+        check_flag("max_megapixels", self.max_megapixels, positive_int)
+        check_flag("max_file_mb", self.max_file_mb, positive_int)
+
+
+@dataclass
+class AppModelLoadingArguments(ModelLoadingArguments):
+    """`phi3v.arguments.ModelLoadingArguments` on the CPU unless `--device` says otherwise."""
+
+    device: str | None = field(default="cpu", metadata={"help": "Device to run on, e.g. `cpu`, `cuda` or `cuda:1`."})
+
+
+def make_parser() -> ScriptArgumentParser:
+    return ScriptArgumentParser((AppArguments, AppModelLoadingArguments, GenerationArguments), description=__doc__)
+
+
+def main(args: AppArguments, model_args: AppModelLoadingArguments, generation_args: GenerationArguments) -> None:
     model_paths = parse_model_specs(args.model)
     for path in model_paths.values():
-        check_model_path(path, args.base_model)
+        check_model_path(path, model_args.base_model)
     config = load_task_config(next(iter(model_paths.values()))) or TaskConfig(task=CATALOGUE)
     task = build_task(replace(config, task=PAGE_TASKS[args.task]) if args.task else config)
     with tempfile.TemporaryDirectory(prefix="phi3v-app-examples-") as examples_dir:
@@ -45,16 +103,23 @@ def main(args: argparse.Namespace) -> None:
             examples = load_examples(
                 args.dataset, examples_dir, task, args.split, args.num_examples, args.allow_local_paths
             )
-        models = load_models(model_paths, args.base_model, dtype=args.dtype, device=args.device)
+        models = load_models(
+            model_paths,
+            model_args.base_model,
+            dtype=model_args.dtype,
+            device=model_args.device,
+            attn_implementation=model_args.attn_implementation,
+            load_in_4bit=model_args.load_base_in_4bit,
+        )
         page = build_page(
             models,
             task=task,
             question=args.question,
             examples=examples,
             model_paths=model_paths,
-            batch_size=args.batch_size,
-            max_new_tokens=args.max_new_tokens,
-            num_crops=args.num_crops,
+            batch_size=generation_args.batch_size,
+            max_new_tokens=generation_args.max_new_tokens,
+            num_crops=generation_args.num_crops,
             max_pixels=args.max_megapixels * 1_000_000,
         )
         page.launch(  # serves until interrupted
@@ -67,55 +132,5 @@ def main(args: argparse.Namespace) -> None:
         )
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # Models
-    parser.add_argument(
-        "--model",
-        required=True,
-        nargs="+",
-        action="extend",
-        help="Model(s) as NAME=PATH (or a bare PATH, named after its folder): a base or merged checkpoint, or a LoRA "
-        "adapter directory. List several to compare them side by side.",
-    )
-    parser.add_argument("--base_model", default=None, help="Base checkpoint of adapters, overriding their config.")
-    parser.add_argument("--dtype", default="auto", choices=DTYPES, help="Weight dtype.")
-    parser.add_argument("--device", type=torch_device, default="cpu", help="Device to run on, e.g. `cpu` or `cuda`.")
-    # Task
-    parser.add_argument(
-        "--task",
-        default=None,
-        choices=list(PAGE_TASKS),
-        help="`catalogue`: the trained question, the answer template's fields shown; `free`: an editable question. "
-        "Default: as the first model was trained.",
-    )
-    parser.add_argument("--question", default=None, help="The question; default: the one the model was trained on.")
-    # Examples
-    parser.add_argument("--dataset", default=None, help="Dataset whose photos are offered as examples.")
-    parser.add_argument(
-        "--allow_local_paths",
-        action="store_true",
-        help="Let a local dataset's rows name image files outside its folder (a Hub dataset's never read local files).",
-    )
-    parser.add_argument("--split", default="test", help="Split of --dataset the examples come from.")
-    parser.add_argument("--num_examples", type=non_negative_int, default=8, help="How many example photos to offer.")
-    # Generation
-    parser.add_argument("--batch_size", type=positive_int, default=8, help="Photos per generate call.")
-    parser.add_argument(
-        "--max_new_tokens", type=positive_int, default=64, help="Generation budget; an answer is ~25 tokens."
-    )
-    parser.add_argument(
-        "--num_crops", type=positive_int, default=None, help="Override the processor's number of HD crops."
-    )
-    # Server
-    parser.add_argument("--host", default="127.0.0.1", help="Address to bind; 0.0.0.0 opens the page to the network.")
-    parser.add_argument("--port", type=port, default=7860, help="Port to serve on.")
-    parser.add_argument(
-        "--max_megapixels", type=positive_int, default=MAX_PIXELS // 1_000_000, help="Largest photo accepted."
-    )
-    parser.add_argument("--max_file_mb", type=positive_int, default=50, help="Largest upload accepted, in megabytes.")
-    return parser
-
-
 if __name__ == "__main__":
-    run_script(lambda: main(usage_errors(make_parser()).parse_args()))
+    run_script(lambda: main(*make_parser().parse()))

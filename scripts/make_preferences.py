@@ -15,21 +15,21 @@ The output is a `DatasetDict` (`train` and `validation` pairs; columns `images`,
 TRL's conversational format, plus `kind` and `product_code`) and a `manifest.json` counting the pairs of each kind.
 """
 
-import argparse
 import json
 import shlex
 import sys
 from collections import Counter
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 
 import datasets
 import torch
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.checks import check_local_path, positive_int, torch_device
+from phi3v.arguments import GenerationArguments, ModelLoadingArguments, OutputArguments, ScriptArgumentParser
+from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
-from phi3v.errors import UsageError, run_script, usage_errors
+from phi3v.errors import UsageError, run_script
 from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.modeling.chat_format import build_prompt
@@ -40,49 +40,72 @@ from phi3v.tasks.catalogue.negatives import HARD_NEGATIVE_KINDS, HardNegatives, 
 from phi3v.tasks.config import CATALOGUE, TaskConfig, load_task_config
 
 
-def parse_args(argv=None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--dataset", required=True, help="Prepared catalogue directory (datasets.load_from_disk).")
-    parser.add_argument("--output", required=True, help="Where to write the preference DatasetDict.")
-    parser.add_argument("--model", help="SFT model (full, merged or LoRA adapter directory) for on-policy pairs.")
-    parser.add_argument("--base_model", help="Base checkpoint of an adapter --model, overriding adapter_config.json.")
-    parser.add_argument("--splits", nargs="+", default=["train", "validation"], help="Catalogue splits to pair up.")
-    parser.add_argument(
-        "--kinds", nargs="+", default=list(HARD_NEGATIVE_KINDS), choices=HARD_NEGATIVE_KINDS, help="Hard negatives."
+@dataclass
+class PreferenceArguments:
+    """The catalogue paired up, the SFT model whose mistakes are the rejected answers, and the hard negatives; model
+    loading, generation (on-policy only) and output flags are `phi3v.arguments`'."""
+
+    dataset: str = field(metadata={"help": "Prepared catalogue directory (datasets.load_from_disk)."})
+    model: str | None = field(
+        default=None, metadata={"help": "SFT model (full, merged or LoRA adapter directory) for on-policy pairs."}
     )
-    parser.add_argument("--price_offset", nargs=2, type=float, default=[0.1, 0.4], help="Relative price error range.")
-    parser.add_argument("--question", help="The user's question; default: the SFT model's (phi3v_task.json).")
-    parser.add_argument("--answer_template", help="The answer template; default: the SFT model's (phi3v_task.json).")
-    parser.add_argument("--batch_size", type=positive_int, default=8, help="Generation batch size (on-policy only).")
-    parser.add_argument("--max_new_tokens", type=positive_int, default=64, help="Generation budget (on-policy only).")
-    parser.add_argument("--num_crops", type=positive_int, help="Override the processor's num_crops for generation.")
-    parser.add_argument(
-        "--device",
-        type=torch_device,
-        default="cuda" if torch.cuda.is_available() else "cpu",
-        help="Generation device.",
+    splits: list[str] = field(
+        default_factory=lambda: ["train", "validation"], metadata={"help": "Catalogue splits to pair up."}
     )
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the hard-negative draws.")
-    parser.add_argument("--overwrite", action="store_true", help="Replace earlier preference pairs in --output.")
-    parser.add_argument(
-        "--allow_local_paths",
-        action="store_true",
-        help="Let a local dataset's rows name image files outside its folder (a Hub dataset's never read local files).",
+    kinds: list[str] = field(
+        default_factory=lambda: list(HARD_NEGATIVE_KINDS),
+        metadata={"help": "Hard negatives.", "choices": HARD_NEGATIVE_KINDS},
     )
-    return usage_errors(parser).parse_args(argv)
+    price_offset: list[float] = field(
+        default_factory=lambda: [0.1, 0.4], metadata={"help": "Relative price error range: two numbers, LOW HIGH."}
+    )
+    question: str | None = field(
+        default=None, metadata={"help": "The user's question; default: the SFT model's (phi3v_task.json)."}
+    )
+    answer_template: str | None = field(
+        default=None, metadata={"help": "The answer template; default: the SFT model's (phi3v_task.json)."}
+    )
+    seed: int = field(default=0, metadata={"help": "Seed of the hard-negative draws."})
+    allow_local_paths: bool = field(
+        default=False,
+        metadata={
+            "help": "Let a local dataset's rows name image files outside its folder (a Hub dataset's never read "
+            "local files)."
+        },
+    )
+
+    def __post_init__(self):
+        # `HfArgumentParser` takes one or more values for a list; argparse's `nargs=2` said two.
+        if len(self.price_offset) != 2:
+            raise UsageError("argument --price_offset: expected 2 arguments")
+        low, high = self.price_offset
+        if not 0 < low <= high:
+            raise UsageError(f"--price_offset must be two relative errors with 0 < LOW <= HIGH, got {low} {high}.")
 
 
-def main(args: argparse.Namespace) -> dict:
+def make_parser() -> ScriptArgumentParser:
+    return ScriptArgumentParser(
+        (PreferenceArguments, ModelLoadingArguments, GenerationArguments, OutputArguments), description=__doc__
+    )
+
+
+def main(
+    args: PreferenceArguments,
+    model_args: ModelLoadingArguments,
+    generation_args: GenerationArguments,
+    output_args: OutputArguments,
+) -> dict:
     check_local_path(args.dataset, "Dataset")
     if args.model:
-        check_model_path(args.model, args.base_model)
-    inputs = [args.dataset, args.model, args.base_model]
+        check_model_path(args.model, model_args.base_model)
+    inputs = [args.dataset, args.model, model_args.base_model]
     output = prepare_output_dir(
-        args.output, args.overwrite, inputs, kind="preferences", written_by="scripts/make_preferences.py"
+        output_args.output_dir,
+        output_args.overwrite,
+        inputs,
+        kind="preferences",
+        written_by="scripts/make_preferences.py",
     )
-    low, high = args.price_offset
-    if not 0 < low <= high:
-        raise UsageError(f"--price_offset must be two relative errors with 0 < LOW <= HIGH, got {low} {high}.")
     catalogue = load_splits(args.dataset, args.splits, allow_local_paths=args.allow_local_paths)
     # Pairs are catalogue answers, asked and written as the SFT model was trained (its `phi3v_task.json`).
     saved = (load_task_config(args.model) if args.model else None) or TaskConfig()
@@ -93,7 +116,14 @@ def main(args: argparse.Namespace) -> dict:
 
     model = processor = None
     if args.model:
-        model, processor = load_for_inference(args.model, args.base_model, device=args.device)
+        model, processor = load_for_inference(
+            args.model,
+            model_args.base_model,
+            dtype=model_args.dtype,
+            device=model_args.device or ("cuda" if torch.cuda.is_available() else "cpu"),
+            attn_implementation=model_args.attn_implementation,
+            load_in_4bit=model_args.load_base_in_4bit,
+        )
         prompt = build_prompt(processor, prompt_messages(question))
 
     pair_splits, manifest_splits = {}, {}
@@ -108,9 +138,9 @@ def main(args: argparse.Namespace) -> dict:
                 processor,
                 [prompt] * len(rows),
                 [[image] for image in undecoded(rows)["image"]],
-                batch_size=args.batch_size,
-                max_new_tokens=args.max_new_tokens,
-                num_crops=args.num_crops,
+                batch_size=generation_args.batch_size,
+                max_new_tokens=generation_args.max_new_tokens,
+                num_crops=generation_args.num_crops,
                 description=f"Generating ({split})",
             )
         pairs = build_preference_pairs(list(rows), hard_negatives, generated, args.kinds, question)
@@ -151,4 +181,4 @@ def main(args: argparse.Namespace) -> dict:
 
 
 if __name__ == "__main__":
-    run_script(lambda: main(parse_args()))
+    run_script(lambda: main(*make_parser().parse()))

@@ -10,39 +10,46 @@ then load a source with `datasets.load_from_disk`, e.g. `data/reproduction/the_c
 the pictures (see `phi3v/fixtures/reproduction.py`). The default 400 rows take a few seconds on one CPU core.
 """
 
-import argparse
 import shlex
 import sys
+from dataclasses import dataclass, field, make_dataclass
 
-from phi3v.errors import run_script, usage_errors
+from phi3v.arguments import OutputArguments, ScriptArgumentParser
+from phi3v.errors import run_script
 from phi3v.fixtures.reproduction import DEFAULT_ROWS, make_reproduction_fixtures
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--output_dir", "--output", required=True, help="Directory to write the fixtures in.")
-    parser.add_argument("--seed", type=int, default=0, help="Seed of every drawing (default: %(default)s).")
-    for name, default in DEFAULT_ROWS.items():
-        parser.add_argument(
-            f"--{name}_rows", type=int, default=default, help=f"Rows of {name} (default: %(default)s)."
-        )
-    parser.add_argument(
-        "--overwrite", action="store_true", help="Replace --output_dir if it holds fixtures written by this script."
-    )
-    return parser
+@dataclass
+class FixtureArguments:
+    """The drawings' seed; the rows of each source are `RowArguments`."""
+
+    seed: int = field(default=0, metadata={"help": "Seed of every drawing (default: %(default)s)."})
 
 
-def main(args: argparse.Namespace) -> None:
+# `--NAME_rows` for each source of `DEFAULT_ROWS`, so a source added there gets its flag.
+RowArguments = make_dataclass(
+    "RowArguments",
+    [
+        (f"{name}_rows", int, field(default=default, metadata={"help": f"Rows of {name} (default: %(default)s)."}))
+        for name, default in DEFAULT_ROWS.items()
+    ],
+)
+
+
+def make_parser() -> ScriptArgumentParser:
+    return ScriptArgumentParser((OutputArguments, FixtureArguments, RowArguments), description=__doc__)
+
+
+def main(output_args: OutputArguments, args: FixtureArguments, rows: RowArguments) -> None:
     manifest = make_reproduction_fixtures(
-        args.output_dir,
+        output_args.output_dir,
         seed=args.seed,
-        num_rows={name: getattr(args, f"{name}_rows") for name in DEFAULT_ROWS},
-        overwrite=args.overwrite,
+        num_rows={name: getattr(rows, f"{name}_rows") for name in DEFAULT_ROWS},
+        overwrite=output_args.overwrite,
         command=shlex.join(["python", *sys.argv]),
     )
-    print(f"Saved the reproduction fixtures ({manifest['rows']}) to {args.output_dir}.")
+    print(f"Saved the reproduction fixtures ({manifest['rows']}) to {output_args.output_dir}.")
 
 
 if __name__ == "__main__":
-    parser = make_parser()
-    run_script(lambda: main(usage_errors(parser).parse_args()))
+    run_script(lambda: main(*make_parser().parse()))

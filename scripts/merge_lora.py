@@ -15,17 +15,54 @@ full-precision checkpoint equal to the 4-bit base + adapter up to float error, n
 (`phi3v.inference.merge`). `--load_in_4bit false` merges it into the original full-precision weights instead.
 """
 
-import argparse
+from dataclasses import dataclass, field
 
-from phi3v.checks import auto_bool
-from phi3v.errors import UsageError, run_script, usage_errors
+from phi3v.arguments import ScriptArgumentParser, check_flag
+from phi3v.checks import DTYPES, auto_bool
+from phi3v.errors import UsageError, run_script
 from phi3v.inference.loading import adapter_base_model, check_model_path, is_adapter_dir, root_checkpoint
 from phi3v.inference.merge import layout_differences, local_checkpoint_dir, merge_lora
 from phi3v.inference.quantization import recorded_base_quantization
 from phi3v.outputs import prepare_output_dir
 
 
-def main(args: argparse.Namespace) -> None:
+@dataclass
+class MergeArguments:
+    """The adapter, its base and the merged checkpoint. `--dtype` and `--load_in_4bit` take the values of
+    `phi3v.arguments.ModelLoadingArguments`, for the merge: the dtype of the saved weights, and the base merged into."""
+
+    adapter: str = field(metadata={"help": "The LoRA adapter directory (with adapter_config.json)."})
+    output_dir: str = field(metadata={"help": "Where to save the merged checkpoint; must be empty."})
+    base_model: str | None = field(
+        default=None, metadata={"help": "Base checkpoint; defaults to base_model_name_or_path in the adapter config."}
+    )
+    dtype: str = field(
+        default="auto",
+        metadata={
+            "help": "dtype of the saved weights; `auto` keeps the base's. The merge itself is computed in float32.",
+            "choices": DTYPES,
+        },
+    )
+    load_in_4bit: str = field(
+        default="auto",
+        metadata={
+            "help": "`auto` (default): merge into the base as the adapter trained on it (a QLoRA adapter: the "
+            "dequantised 4-bit base, settings from base_quantization_config.json); `true`: the dequantised 4-bit base "
+            "(NF4 unless recorded); `false`: the original full-precision base.",
+            "metavar": "{auto,true,false}",
+        },
+    )
+    max_shard_size: str = field(default="5GB", metadata={"help": "Largest safetensors shard (the Hub uses ~5GB)."})
+
+    def __post_init__(self):
+        check_flag("load_in_4bit", self.load_in_4bit, auto_bool)
+
+
+def make_parser() -> ScriptArgumentParser:
+    return ScriptArgumentParser((MergeArguments,), description=__doc__)
+
+
+def main(args: MergeArguments) -> None:
     check_model_path(args.adapter, args.base_model, what="Adapter")
     if not is_adapter_dir(args.adapter):
         raise UsageError(
@@ -35,7 +72,8 @@ def main(args: argparse.Namespace) -> None:
     base = adapter_base_model(args.adapter, args.base_model)
     prepare_output_dir(args.output_dir, inputs=[args.adapter, base], kind="model", written_by="scripts/merge_lora.py")
     recorded = recorded_base_quantization(args.adapter) is not None
-    dequantised = args.load_in_4bit or (args.load_in_4bit is None and recorded)
+    load_in_4bit = auto_bool(args.load_in_4bit)
+    dequantised = load_in_4bit or (load_in_4bit is None and recorded)
     print(f"Merging {args.adapter} into {base}" + (", quantised to 4-bit then dequantised" if dequantised else ""))
     output_dir = merge_lora(
         args.adapter,
@@ -43,7 +81,7 @@ def main(args: argparse.Namespace) -> None:
         base_model=base,
         dtype=args.dtype,
         max_shard_size=args.max_shard_size,
-        load_in_4bit=args.load_in_4bit,
+        load_in_4bit=load_in_4bit,
     )
     checkpoint = root_checkpoint(base)  # the full checkpoint under a chain of adapters (DPO over SFT)
     differences = layout_differences(local_checkpoint_dir(checkpoint), output_dir)
@@ -52,33 +90,5 @@ def main(args: argparse.Namespace) -> None:
     print(f"Saved the merged model and processor to {output_dir}; config keys and tensor names match {checkpoint}.")
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--adapter", required=True, help="The LoRA adapter directory (with adapter_config.json).")
-    parser.add_argument("--output_dir", required=True, help="Where to save the merged checkpoint; must be empty.")
-    parser.add_argument(
-        "--base_model",
-        default=None,
-        help="Base checkpoint; defaults to base_model_name_or_path in the adapter config.",
-    )
-    parser.add_argument(
-        "--dtype",
-        default="auto",
-        choices=["auto", "float32", "bfloat16", "float16"],
-        help="dtype of the saved weights; `auto` keeps the base's. The merge itself is computed in float32.",
-    )
-    parser.add_argument(
-        "--load_in_4bit",
-        type=auto_bool,
-        default=None,
-        metavar="{auto,true,false}",
-        help="`auto` (default): merge into the base as the adapter trained on it (a QLoRA adapter: the dequantised "
-        "4-bit base, settings from base_quantization_config.json); `true`: the dequantised 4-bit base (NF4 unless "
-        "recorded); `false`: the original full-precision base.",
-    )
-    parser.add_argument("--max_shard_size", default="5GB", help="Largest safetensors shard (the Hub uses ~5GB).")
-    return parser
-
-
 if __name__ == "__main__":
-    run_script(lambda: main(usage_errors(make_parser()).parse_args()))
+    run_script(lambda: main(*make_parser().parse()))

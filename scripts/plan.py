@@ -17,17 +17,18 @@ Flags after the recipe override it, as for `scripts/sft.py`. Without `--tokens_p
 offline is planned with the Phi-3-vision architecture (both official checkpoints share it). See docs/plan.md.
 """
 
-import argparse
 import re
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from trl import SFTConfig, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
+from phi3v.arguments import ScriptArgumentParser, check_flag
 from phi3v.checks import positive_int
 from phi3v.data.loading import load_splits
-from phi3v.errors import UsageError, run_script, usage_errors
+from phi3v.errors import UsageError, run_script
 from phi3v.planning.parallelism import Parallelism, detect_gpu, parallelism_from_config, with_gpus
 from phi3v.planning.plan import format_plan, make_plan
 from phi3v.planning.run import model_config_or_default
@@ -44,6 +45,32 @@ from phi3v.training import (
 
 # TrainingArguments refuses bf16 without a GPU; the plan reads the precision from the model's `dtype` instead.
 CPU_OVERRIDES = ["--use_cpu", "true", "--bf16", "false", "--fp16", "false"]
+
+
+@dataclass
+class PlanArguments:
+    """The layout and hardware planned for; the recipe and its overrides are the other arguments."""
+
+    config_file: str | None = field(
+        default=None, metadata={"help": "accelerate config; default: the recipe header's, else one GPU"}
+    )
+    num_gpus: int | None = field(
+        default=None, metadata={"help": "data-parallel GPUs; default: the config's num_processes"}
+    )
+    gpu_memory: float | None = field(
+        default=None, metadata={"help": "GB per GPU; default: the GPU torch sees, else 80"}
+    )
+    gpu: str | None = field(
+        default=None, metadata={"help": "GPU family for the peak FLOP/s (A100, H100, ...); default: the one seen"}
+    )
+    tokens_per_sample: float | None = field(
+        default=None, metadata={"help": "assume this length instead of reading the data"}
+    )
+
+    def __post_init__(self):
+        check_flag("num_gpus", self.num_gpus, positive_int)
+        if self.gpu_memory is not None and self.gpu_memory <= 0:
+            raise UsageError(f"--gpu_memory must be a positive number of GB, got {self.gpu_memory}.")
 
 
 def header_config_file(recipe: str) -> str | None:
@@ -71,21 +98,13 @@ def read_tokens(script_args, training_args, model_args, tokens_per_sample: float
 
 
 def main():
-    parser = argparse.ArgumentParser(
-        description=__doc__.split("\n\n")[0],
-        allow_abbrev=False,
+    parser = ScriptArgumentParser(
+        (PlanArguments,),
+        description=__doc__,
+        allow_abbrev=False,  # a recipe flag must not be taken for an abbreviation of one of these
         epilog="Other flags: those of scripts/sft.py, overriding the recipe.",
     )
-    parser.add_argument("--config_file", help="accelerate config; default: the recipe header's, else one GPU")
-    parser.add_argument(
-        "--num_gpus", type=positive_int, help="data-parallel GPUs; default: the config's num_processes"
-    )
-    parser.add_argument("--gpu_memory", type=float, help="GB per GPU; default: the GPU torch sees, else 80")
-    parser.add_argument("--gpu", help="GPU family for the peak FLOP/s (A100, H100, ...); default: the one seen")
-    parser.add_argument("--tokens_per_sample", type=float, help="assume this length instead of reading the data")
-    plan_args, recipe_args = usage_errors(parser).parse_known_args()
-    if plan_args.gpu_memory is not None and plan_args.gpu_memory <= 0:
-        raise UsageError(f"--gpu_memory must be a positive number of GB, got {plan_args.gpu_memory}.")
+    plan_args, recipe_args = parser.parse_known()
     if not torch.cuda.is_available():
         recipe_args += CPU_OVERRIDES
     trl_parser = TrlParser((Phi3VScriptArguments, SFTConfig, Phi3VModelConfig))

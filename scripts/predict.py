@@ -18,11 +18,12 @@ skipped, and written with its `error`; the others are still answered. Nothing re
 
 import argparse
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
-from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, positive_int, torch_device
-from phi3v.errors import DataError, UsageError, run_script, usage_errors
+from phi3v.arguments import GenerationArguments, ModelLoadingArguments, ScriptArgumentParser
+from phi3v.errors import DataError, UsageError, run_script
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.inference.prediction import find_images, find_unreadable_images, format_table, predict_images, write_records
 from phi3v.outputs import check_output_file
@@ -30,13 +31,52 @@ from phi3v.tasks import build_task, load_task
 from phi3v.tasks.config import CATALOGUE, TaskConfig
 
 
-def main(args: argparse.Namespace) -> None:
+@dataclass
+class PredictArguments:
+    """The model, its question and where the answers go; the images are the positional arguments."""
+
+    model: str = field(
+        metadata={"help": "A base or merged checkpoint (directory or Hub id), or a LoRA adapter directory."}
+    )
+    question: str | None = field(
+        default=None, metadata={"help": "The question; default: the one the model was trained on."}
+    )
+    format: str = field(
+        default="table", metadata={"help": "Terminal table, JSON Lines or CSV.", "choices": ["table", "jsonl", "csv"]}
+    )
+    output: str | None = field(
+        default=None, metadata={"help": "File for --format jsonl/csv (default: standard output)."}
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Replace an existing --output file."})
+
+
+@dataclass
+class PredictModelLoadingArguments(ModelLoadingArguments):
+    """`phi3v.arguments.ModelLoadingArguments` on the CPU unless `--device` says otherwise."""
+
+    device: str | None = field(default="cpu", metadata={"help": "Device to run on, e.g. `cpu`, `cuda` or `cuda:1`."})
+
+
+def make_parser() -> ScriptArgumentParser:
+    parser = ScriptArgumentParser(
+        (PredictArguments, PredictModelLoadingArguments, GenerationArguments), description=__doc__
+    )
+    parser.add_argument("images", nargs="+", help="Image files and/or folders of images.")
+    return parser
+
+
+def main(
+    args: PredictArguments,
+    model_args: PredictModelLoadingArguments,
+    generation_args: GenerationArguments,
+    positional: argparse.Namespace,
+) -> None:
     if args.format == "table" and args.output is not None:
         raise UsageError("--output needs --format jsonl or csv; the table is printed.")
-    paths = find_images(args.images)
+    paths = find_images(positional.images)
     if args.output is not None:
         check_output_file(args.output, args.overwrite, inputs=paths)
-    check_model_path(args.model, args.base_model)
+    check_model_path(args.model, model_args.base_model)
     unreadable = find_unreadable_images(paths)
     for path, reason in unreadable.items():
         print(f"Skipping unreadable image {path}: {reason}", file=sys.stderr)
@@ -44,7 +84,12 @@ def main(args: argparse.Namespace) -> None:
         raise DataError(f"None of the {len(paths)} image file(s) could be read; nothing to predict.")
     task = load_task(args.model) or build_task(TaskConfig(task=CATALOGUE))
     model, processor = load_for_inference(
-        args.model, args.base_model, dtype=args.dtype, device=args.device, attn_implementation=args.attn_implementation
+        args.model,
+        model_args.base_model,
+        dtype=model_args.dtype,
+        device=model_args.device,
+        attn_implementation=model_args.attn_implementation,
+        load_in_4bit=model_args.load_base_in_4bit,
     )
     records = predict_images(
         model,
@@ -52,9 +97,9 @@ def main(args: argparse.Namespace) -> None:
         paths,
         task,
         question=args.question,
-        batch_size=args.batch_size,
-        max_new_tokens=args.max_new_tokens,
-        num_crops=args.num_crops,
+        batch_size=generation_args.batch_size,
+        max_new_tokens=generation_args.max_new_tokens,
+        num_crops=generation_args.num_crops,
         unreadable=unreadable,
     )
     if args.format == "table":
@@ -68,36 +113,5 @@ def main(args: argparse.Namespace) -> None:
         print(f"Wrote {len(records)} predictions to {args.output}", file=sys.stderr)
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("images", nargs="+", help="Image files and/or folders of images.")
-    # Model
-    parser.add_argument(
-        "--model",
-        required=True,
-        help="A base or merged checkpoint (directory or Hub id), or a LoRA adapter directory.",
-    )
-    parser.add_argument("--base_model", default=None, help="Base checkpoint of an adapter, overriding its config.")
-    parser.add_argument("--dtype", default="auto", choices=DTYPES, help="Weight dtype.")
-    parser.add_argument("--device", type=torch_device, default="cpu", help="Device to run on, e.g. `cpu` or `cuda`.")
-    parser.add_argument("--attn_implementation", default=None, choices=ATTN_IMPLEMENTATIONS, help="Default: sdpa.")
-    # Generation
-    parser.add_argument("--question", default=None, help="The question; default: the one the model was trained on.")
-    parser.add_argument("--batch_size", type=positive_int, default=8, help="Images per generate call.")
-    parser.add_argument(
-        "--max_new_tokens", type=positive_int, default=64, help="Generation budget; an answer is ~25 tokens."
-    )
-    parser.add_argument(
-        "--num_crops", type=positive_int, default=None, help="Override the processor's number of HD crops."
-    )
-    # Output
-    parser.add_argument(
-        "--format", default="table", choices=["table", "jsonl", "csv"], help="Terminal table, JSON Lines or CSV."
-    )
-    parser.add_argument("--output", default=None, help="File for --format jsonl/csv (default: standard output).")
-    parser.add_argument("--overwrite", action="store_true", help="Replace an existing --output file.")
-    return parser
-
-
 if __name__ == "__main__":
-    run_script(lambda: main(usage_errors(make_parser()).parse_args()))
+    run_script(lambda: main(*make_parser().parse()))

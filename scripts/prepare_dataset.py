@@ -17,8 +17,10 @@ import argparse
 import logging
 import shlex
 import sys
+from dataclasses import dataclass, field
 
-from phi3v.errors import DataError, run_script, usage_errors
+from phi3v.arguments import OutputArguments, ScriptArgumentParser, check_flag
+from phi3v.errors import DataError, run_script
 from phi3v.preparation.fetch import FetchSettings
 from phi3v.preparation.prepare import DEFAULT_CACHE_DIR, STRATIFY_FIELDS, prepare_catalogue
 from phi3v.preparation.sources import CATALOGUE_FIELDS, DEFAULT_COLUMN_MAPPING, DEFAULT_HUB_DATASET
@@ -32,144 +34,135 @@ def column_pair(text: str) -> tuple[str, str]:
     return field, column
 
 
-def make_parser() -> argparse.ArgumentParser:
-    defaults = FetchSettings()
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    # Source
-    parser.add_argument(
-        "--source",
+@dataclass
+class PrepareArguments:
+    """The source table, its columns, and the splits made of it."""
+
+    source: str = field(
         default=DEFAULT_HUB_DATASET,
-        help="Hub dataset id, or a local .parquet, .csv or .jsonl (JSON Lines) file (default: %(default)s).",
+        metadata={
+            "help": "Hub dataset id, or a local .parquet, .csv or .jsonl (JSON Lines) file (default: %(default)s)."
+        },
     )
-    parser.add_argument("--split", default="train", help="Split of a Hub dataset to read (default: %(default)s).")
-    parser.add_argument(
-        "--column",
-        action="append",
-        type=column_pair,
-        default=[],
-        metavar="FIELD=SOURCE_COLUMN",
-        help=f"Map one of our fields {list(CATALOGUE_FIELDS)} to a source column; repeat for several. "
-        f"Defaults: {DEFAULT_COLUMN_MAPPING}.",
+    split: str = field(default="train", metadata={"help": "Split of a Hub dataset to read (default: %(default)s)."})
+    column: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": f"Map one of our fields {list(CATALOGUE_FIELDS)} to a source column; repeat or list several. "
+            f"Defaults: {DEFAULT_COLUMN_MAPPING}.",
+            "action": "extend",
+            "metavar": "FIELD=SOURCE_COLUMN",
+        },
     )
-    parser.add_argument(
-        "--allow_local_paths",
-        action="store_true",
-        help="Let a local table name image files outside its folder (absolute paths, file:// URLs, ../). Rows of a "
-        "Hub dataset never read local files.",
+    allow_local_paths: bool = field(
+        default=False,
+        metadata={
+            "help": "Let a local table name image files outside its folder (absolute paths, file:// URLs, ../). Rows "
+            "of a Hub dataset never read local files."
+        },
     )
-    # Output
-    parser.add_argument("--output_dir", "--output", required=True, help="Directory to save the prepared dataset in.")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="Replace --output_dir if it holds a previously prepared dataset (other directories are never deleted).",
-    )
-    parser.add_argument(
-        "--cache_dir",
+    cache_dir: str = field(
         default=str(DEFAULT_CACHE_DIR),
-        help="Image cache; a rerun with the same cache downloads nothing again (default: %(default)s).",
+        metadata={"help": "Image cache; a rerun with the same cache downloads nothing again (default: %(default)s)."},
     )
-    # Splits
-    parser.add_argument("--seed", type=int, default=0, help="Seed of the split (default: %(default)s).")
-    parser.add_argument(
-        "--validation_fraction",
-        type=float,
-        default=0.1,
-        help="Share of products for validation (default: %(default)s).",
+    seed: int = field(default=0, metadata={"help": "Seed of the split (default: %(default)s)."})
+    validation_fraction: float = field(
+        default=0.1, metadata={"help": "Share of products for validation (default: %(default)s)."}
     )
-    parser.add_argument(
-        "--test_fraction", type=float, default=0.1, help="Share of products for test (default: %(default)s)."
-    )
-    parser.add_argument(
-        "--stratify_by",
+    test_fraction: float = field(default=0.1, metadata={"help": "Share of products for test (default: %(default)s)."})
+    stratify_by: str = field(
         default="category3_code",
-        choices=STRATIFY_FIELDS,
-        help="Category field the splits are stratified by (default: %(default)s).",
+        metadata={
+            "help": "Category field the splits are stratified by (default: %(default)s).",
+            "choices": STRATIFY_FIELDS,
+        },
     )
-    # Fetching
-    parser.add_argument(
-        "--max_workers", type=int, default=8, help="Images fetched concurrently (default: %(default)s)."
-    )
-    parser.add_argument(
-        "--connect_timeout",
-        type=float,
-        default=defaults.connect_timeout,
-        help="Seconds to connect (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--read_timeout",
-        type=float,
-        default=defaults.read_timeout,
-        help="Seconds to wait for the server between bytes (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--max_retries",
-        type=int,
-        default=defaults.max_retries,
-        help="Retries after a timeout, connection error, HTTP 429 or 5xx (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--retry_backoff",
-        type=float,
-        default=defaults.retry_backoff,
-        help="Seconds before the first retry, doubled for each next one (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--max_image_bytes",
-        type=int,
-        default=defaults.max_bytes,
-        help="Largest image file accepted (default: %(default)s).",
-    )
-    parser.add_argument(
-        "--max_image_pixels",
-        type=int,
-        default=defaults.max_pixels,
-        help="Largest width x height accepted, checked before decoding (default: %(default)s).",
-    )
-    parser.add_argument("--no_progress", action="store_true", help="Do not show a progress bar.")
-    return parser
+    no_progress: bool = field(default=False, metadata={"help": "Do not show a progress bar."})
+
+    def __post_init__(self):
+        for text in self.column:
+            check_flag("column", text, column_pair)
+
+    @property
+    def column_mapping(self) -> dict[str, str]:
+        """`--column` as our field -> the source's column."""
+        return dict(map(column_pair, self.column))
 
 
-def main(args: argparse.Namespace) -> None:
+@dataclass
+class FetchArguments:
+    """How images are fetched: `phi3v.preparation.fetch.FetchSettings` (by these flag names) and the workers."""
+
+    max_workers: int = field(default=8, metadata={"help": "Images fetched concurrently (default: %(default)s)."})
+    connect_timeout: float = field(
+        default=FetchSettings.connect_timeout, metadata={"help": "Seconds to connect (default: %(default)s)."}
+    )
+    read_timeout: float = field(
+        default=FetchSettings.read_timeout,
+        metadata={"help": "Seconds to wait for the server between bytes (default: %(default)s)."},
+    )
+    max_retries: int = field(
+        default=FetchSettings.max_retries,
+        metadata={"help": "Retries after a timeout, connection error, HTTP 429 or 5xx (default: %(default)s)."},
+    )
+    retry_backoff: float = field(
+        default=FetchSettings.retry_backoff,
+        metadata={"help": "Seconds before the first retry, doubled for each next one (default: %(default)s)."},
+    )
+    max_image_bytes: int = field(
+        default=FetchSettings.max_bytes, metadata={"help": "Largest image file accepted (default: %(default)s)."}
+    )
+    max_image_pixels: int = field(
+        default=FetchSettings.max_pixels,
+        metadata={"help": "Largest width x height accepted, checked before decoding (default: %(default)s)."},
+    )
+
+    def settings(self) -> FetchSettings:
+        return FetchSettings(
+            connect_timeout=self.connect_timeout,
+            read_timeout=self.read_timeout,
+            max_retries=self.max_retries,
+            retry_backoff=self.retry_backoff,
+            max_bytes=self.max_image_bytes,
+            max_pixels=self.max_image_pixels,
+        )
+
+
+def make_parser() -> ScriptArgumentParser:
+    return ScriptArgumentParser((PrepareArguments, OutputArguments, FetchArguments), description=__doc__)
+
+
+def main(args: PrepareArguments, output_args: OutputArguments, fetch_args: FetchArguments) -> None:
     logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", level=logging.INFO)
-    check_output_dir(args.output_dir, args.overwrite, inputs=[args.source, args.cache_dir])
-    fetch_settings = FetchSettings(
-        connect_timeout=args.connect_timeout,
-        read_timeout=args.read_timeout,
-        max_retries=args.max_retries,
-        retry_backoff=args.retry_backoff,
-        max_bytes=args.max_image_bytes,
-        max_pixels=args.max_image_pixels,
-    )
+    check_output_dir(output_args.output_dir, output_args.overwrite, inputs=[args.source, args.cache_dir])
     manifest = prepare_catalogue(
         args.source,
-        args.output_dir,
-        column_mapping=dict(args.column),
+        output_args.output_dir,
+        column_mapping=args.column_mapping,
         split=args.split,
         cache_dir=args.cache_dir,
         seed=args.seed,
         validation_fraction=args.validation_fraction,
         test_fraction=args.test_fraction,
         stratify_by=args.stratify_by,
-        fetch_settings=fetch_settings,
-        max_workers=args.max_workers,
+        fetch_settings=fetch_args.settings(),
+        max_workers=fetch_args.max_workers,
         allow_local_paths=args.allow_local_paths,
-        overwrite=args.overwrite,
+        overwrite=output_args.overwrite,
         progress=not args.no_progress,
         command=shlex.join(["python", *sys.argv]),
     )
     kept = sum(manifest["rows_kept"].values())
     print(f"Kept {kept} of {manifest['rows_in']} rows {manifest['rows_kept']}; dropped {manifest['rows_dropped']}.")
-    print(f"Saved to {args.output_dir} (manifest.json, dropped.jsonl).")
+    print(f"Saved to {output_args.output_dir} (manifest.json, dropped.jsonl).")
     for warning in manifest["warnings"]:
-        print(f"WARNING: {args.output_dir}: {warning}", file=sys.stderr)
+        print(f"WARNING: {output_args.output_dir}: {warning}", file=sys.stderr)
     if kept == 0:
         raise DataError(
             f"No row of {args.source} was usable; dropped {manifest['rows_dropped']}. "
-            f"Each row's reason is in {args.output_dir}/dropped.jsonl."
+            f"Each row's reason is in {output_args.output_dir}/dropped.jsonl."
         )
 
 
 if __name__ == "__main__":
-    parser = make_parser()
-    run_script(lambda: main(usage_errors(parser).parse_args()))
+    run_script(lambda: main(*make_parser().parse()))

@@ -32,14 +32,16 @@ import json
 import shlex
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
 from trl import SFTConfig, TrlParser
 
+from phi3v.arguments import ScriptArgumentParser, check_flag
 from phi3v.checks import positive_int
 from phi3v.data.loading import load_splits
-from phi3v.errors import ExistingPathError, UsageError, UserError, run_script, usage_errors
+from phi3v.errors import ExistingPathError, UsageError, UserError, run_script
 from phi3v.tasks import PUBLISHED, TASKS
 from phi3v.tasks.reproduction import (
     Reproduction,
@@ -55,6 +57,48 @@ SCRIPTS = Path(__file__).resolve().parent
 EVAL_SPLIT_NAME = "test"
 
 
+@dataclass
+class ReproduceArguments:
+    """Where the report goes, the evaluation set, and the commands that train and evaluate; the recipe is the
+    positional argument, and the flags this script does not know go to `scripts/sft.py`."""
+
+    report_dir: str | None = field(
+        default=None, metadata={"help": "Where to write the report (default: OUTPUT_DIR-reproduction)."}
+    )
+    eval_dataset: str | None = field(default=None, metadata={"help": "Evaluation data (default: the published set)."})
+    eval_dataset_config: str | None = field(
+        default=None, metadata={"help": "Its Hub configuration (default: the published)."}
+    )
+    eval_split: str | None = field(
+        default=None, metadata={"help": "Its split, e.g. `train[:500]` (default: the published)."}
+    )
+    eval_limit: int | None = field(default=None, metadata={"help": "Evaluate only the first N items."})
+    eval_batch_size: int = field(default=8, metadata={"help": "Prompts per generate call, per process."})
+    launcher: str = field(
+        default=shlex.quote(sys.executable),
+        metadata={"help": "Command that runs scripts/sft.py (default: this Python)."},
+    )
+    eval_launcher: str = field(
+        default=shlex.quote(sys.executable),
+        metadata={"help": "Command that runs scripts/evaluate.py (default: this Python)."},
+    )
+    overwrite: bool = field(default=False, metadata={"help": "Write into a non-empty --report_dir."})
+
+    def __post_init__(self):
+        check_flag("eval_limit", self.eval_limit, positive_int)
+        check_flag("eval_batch_size", self.eval_batch_size, positive_int)
+
+
+def make_parser() -> ScriptArgumentParser:
+    parser = ScriptArgumentParser(
+        (ReproduceArguments,),
+        description=__doc__,
+        allow_abbrev=False,  # a flag for scripts/sft.py must not be taken for an abbreviation of one of these
+    )
+    parser.add_argument("recipe", help="The recipe of a published row, e.g. recipes/cookbook/docvqa/sft-lora.yaml.")
+    return parser
+
+
 def run(command: list[str]) -> None:
     """Runs one step; a step that fails has printed its own message, so this one only names the step."""
     print(f"+ {shlex.join(command)}", flush=True)
@@ -66,7 +110,9 @@ def run(command: list[str]) -> None:
         raise error
 
 
-def evaluate(args, model: str, output_dir: Path, dtype: str, model_args, use_cpu: bool, wandb: bool) -> list[str]:
+def evaluate(
+    args: ReproduceArguments, model: str, output_dir: Path, dtype: str, model_args, use_cpu: bool, wandb: bool
+) -> list[str]:
     """Runs scripts/evaluate.py on the eval set and returns the answers, in the eval set's order."""
     command = [
         *shlex.split(args.eval_launcher),
@@ -85,11 +131,11 @@ def evaluate(args, model: str, output_dir: Path, dtype: str, model_args, use_cpu
         return [json.loads(line)["predictions"]["model"]["answer"] for line in file]
 
 
-def main(args: argparse.Namespace, sft_args: list[str]) -> None:
+def main(args: ReproduceArguments, positional: argparse.Namespace, sft_args: list[str]) -> None:
     ################
     # Cheap checks first: the recipe is a published row, the flags parse, the report directory is free
     ################
-    recipe = Path(args.recipe)
+    recipe = Path(positional.recipe)
     # A row's recipe is named by its path under recipes/ (`cookbook/docvqa/sft-lora.yaml`), wherever the checkout is.
     published = next((row for row in PUBLISHED if recipe.resolve().as_posix().endswith(f"/{row.recipe}")), None)
     if published is None:
@@ -172,34 +218,5 @@ def main(args: argparse.Namespace, sft_args: list[str]) -> None:
     print(report)
 
 
-def make_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
-    )
-    parser.add_argument("recipe", help="The recipe of a published row, e.g. recipes/cookbook/docvqa/sft-lora.yaml.")
-    parser.add_argument(
-        "--report_dir", default=None, help="Where to write the report (default: OUTPUT_DIR-reproduction)."
-    )
-    parser.add_argument("--eval_dataset", default=None, help="Evaluation data (default: the published set).")
-    parser.add_argument("--eval_dataset_config", default=None, help="Its Hub configuration (default: the published).")
-    parser.add_argument("--eval_split", default=None, help="Its split, e.g. `train[:500]` (default: the published).")
-    parser.add_argument("--eval_limit", type=positive_int, default=None, help="Evaluate only the first N items.")
-    parser.add_argument(
-        "--eval_batch_size", type=positive_int, default=8, help="Prompts per generate call, per process."
-    )
-    parser.add_argument(
-        "--launcher",
-        default=shlex.quote(sys.executable),
-        help="Command that runs scripts/sft.py (default: this Python).",
-    )
-    parser.add_argument(
-        "--eval_launcher",
-        default=shlex.quote(sys.executable),
-        help="Command that runs scripts/evaluate.py (default: this Python).",
-    )
-    parser.add_argument("--overwrite", action="store_true", help="Write into a non-empty --report_dir.")
-    return parser
-
-
 if __name__ == "__main__":
-    run_script(lambda: main(*usage_errors(make_parser()).parse_known_args()))
+    run_script(lambda: main(*make_parser().parse_known()))

@@ -113,13 +113,13 @@ def test_refuses_a_non_empty_output_dir_unless_overwrite(evaluation, catalogue, 
 def test_models_can_be_listed_or_repeated():
     script = runpy.run_path(str(REPO_ROOT / "scripts" / "evaluate.py"))
     required = ["--dataset", "d", "--output_dir", "o"]
-    listed = script["make_parser"]().parse_args([*required, "--model", "sft=a/sft", "b/dpo"])
-    repeated = script["make_parser"]().parse_args([*required, "--model", "sft=a/sft", "--model", "b/dpo"])
+    listed = script["make_parser"]().parse([*required, "--model", "sft=a/sft", "b/dpo"])[0]
+    repeated = script["make_parser"]().parse([*required, "--model", "sft=a/sft", "--model", "b/dpo"])[0]
     assert listed.model == repeated.model == ["sft=a/sft", "b/dpo"]
     assert script["parse_model_specs"](listed.model) == {"sft": "a/sft", "dpo": "b/dpo"}
     assert (
         listed.blank_control
-        and not script["make_parser"]().parse_args([*required, "--model", "m", "--no_blank_control"]).blank_control
+        and not script["make_parser"]().parse([*required, "--model", "m", "--no_blank_control"])[0].blank_control
     )
 
 

@@ -6,7 +6,7 @@ import random
 import pytest
 from PIL import Image
 
-from phi3v.data.conversations import from_the_cauldron
+from phi3v.data.converters import from_the_cauldron
 from phi3v.tasks import PUBLISHED, TASKS, anls, cookbook_accuracy
 
 

@@ -80,7 +80,7 @@ def run_script(entry: Callable[[], object]) -> None:
     with its status, unless `PHI3V_DEBUG` is set. Other exceptions propagate with their traceback.
 
     Args:
-        entry (`Callable[[], object]`): the script's work, e.g. `lambda: main(make_parser().parse_args())`.
+        entry (`Callable[[], object]`): the script's work, e.g. `lambda: main(*make_parser().parse())`.
     """
     try:
         entry()

@@ -42,7 +42,12 @@ class Example(NamedTuple):
 
 
 def load_models(
-    paths: Mapping[str, str], base_model: str | None = None, dtype: str = "auto", device: str = "cpu"
+    paths: Mapping[str, str],
+    base_model: str | None = None,
+    dtype: str = "auto",
+    device: str = "cpu",
+    attn_implementation: str | None = None,
+    load_in_4bit: bool | None = None,
 ) -> dict[str, tuple]:
     """Load every model for inference (full, merged, or LoRA adapter; see `load_for_inference`).
 
@@ -51,6 +56,9 @@ def load_models(
         base_model (`str`, *optional*): the base checkpoint of adapters, overriding their `adapter_config.json`.
         dtype (`str`, *optional*, defaults to `"auto"`): weight dtype; `"auto"` keeps the checkpoint's.
         device (`str`, *optional*, defaults to `"cpu"`): where to run.
+        attn_implementation (`str`, *optional*): the attention implementation; defaults to sdpa.
+        load_in_4bit (`bool`, *optional*): `None` loads each base as it was trained (a QLoRA adapter's quantised);
+            `True` quantises every base to 4-bit, `False` none.
 
     Returns:
         `dict[str, tuple]`: model name -> `(model, processor)`.
@@ -59,7 +67,14 @@ def load_models(
     for name, path in paths.items():
         # --base_model concerns adapters only; a full checkpoint beside them is loaded as it is.
         adapter_base = base_model if (Path(path) / "adapter_config.json").is_file() else None
-        models[name] = load_for_inference(path, adapter_base, dtype=dtype, device=device)
+        models[name] = load_for_inference(
+            path,
+            adapter_base,
+            dtype=dtype,
+            device=device,
+            attn_implementation=attn_implementation,
+            load_in_4bit=load_in_4bit,
+        )
     return models
 
 
