@@ -15,8 +15,8 @@ from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import load_for_inference
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, prompt_messages
 
-from .browser_helpers import REPO_ROOT, chromium_page, chromium_path, save_screenshot
-from .evaluation_helpers import one_torch_thread
+from ..browser_helpers import REPO_ROOT, chromium_page, chromium_path, save_screenshot
+from ..evaluation_helpers import one_torch_thread
 
 
 MAX_NEW_TOKENS = 12

@@ -11,7 +11,7 @@ import pytest
 from phi3v.data.reproduction_fixtures import make_reproduction_fixtures
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TINY_CPU = [
     *("--use_cpu", "true", "--bf16", "false", "--dtype", "float32", "--attn_implementation", "sdpa"),
     *("--num_crops", "4", "--max_length", "512", "--activation_checkpointing", "false"),

@@ -3,7 +3,7 @@ exist are refused, naming the value, before any model loads."""
 
 import pytest
 
-from .safety_helpers import output_of, run_script
+from ..safety_helpers import output_of, run_script
 
 
 @pytest.mark.parametrize(

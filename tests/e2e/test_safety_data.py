@@ -11,7 +11,7 @@ from transformers import AutoProcessor
 from phi3v.tasks.catalogue.negatives import HardNegatives, build_preference_pairs
 from phi3v.training import Phi3VPreferenceCollator, add_length_column
 
-from .safety_helpers import output_of, run_script, tree_digest
+from ..safety_helpers import output_of, run_script, tree_digest
 
 
 MODEL_LOADS = "Loading weights"  # what transformers prints once it loads a checkpoint

@@ -7,8 +7,8 @@ import csv
 import json
 import os
 
-from . import data_helpers_images as images
-from .safety_helpers import REPO_ROOT, output_of, run_script
+from .. import data_helpers_images as images
+from ..safety_helpers import REPO_ROOT, output_of, run_script
 
 
 COLUMNS = ["product_code", "title", "category1_code", "category2_code", "category3_code", "full_price", "imageurl"]

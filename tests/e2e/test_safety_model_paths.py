@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from . import data_helpers_images as images
-from .safety_helpers import output_of, run_script
+from .. import data_helpers_images as images
+from ..safety_helpers import output_of, run_script
 
 
 def command(script, model, catalogue, tmp_path):

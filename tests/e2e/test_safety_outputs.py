@@ -8,7 +8,7 @@ import pytest
 
 from phi3v.outputs import MARKER_NAME
 
-from .safety_helpers import output_of, run_script, tree_digest
+from ..safety_helpers import output_of, run_script, tree_digest
 
 
 def assert_refused(result, *named):

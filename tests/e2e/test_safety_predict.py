@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from . import data_helpers_images as images
-from .evaluation_helpers import make_lora_adapter
-from .safety_helpers import output_of, run_script
+from .. import data_helpers_images as images
+from ..evaluation_helpers import make_lora_adapter
+from ..safety_helpers import output_of, run_script
 
 
 def write_bad_images(folder):

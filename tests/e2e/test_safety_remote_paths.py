@@ -13,7 +13,7 @@ import re
 import pytest
 from PIL import Image, PngImagePlugin
 
-from .safety_helpers import output_of, run_script
+from ..safety_helpers import output_of, run_script
 
 
 SECRET_MARKER = "PHI3V-PRIVATE-7f3a9c"

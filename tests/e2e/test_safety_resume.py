@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from .safety_helpers import output_of, run_script, tree_digest
+from ..safety_helpers import output_of, run_script, tree_digest
 
 
 pytestmark = pytest.mark.slow

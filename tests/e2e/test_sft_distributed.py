@@ -21,7 +21,7 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 import phi3v  # noqa: F401
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
 
 

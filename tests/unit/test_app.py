@@ -22,7 +22,7 @@ from phi3v.inference.generation import build_prompt, generate_answers
 from phi3v.inference.loading import parse_model_specs
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION, AnswerTemplate, prompt_messages
 
-from .evaluation_helpers import make_lora_adapter, one_torch_thread
+from ..evaluation_helpers import make_lora_adapter, one_torch_thread
 
 
 def png_header(width: int, height: int) -> bytes:

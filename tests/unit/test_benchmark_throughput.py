@@ -16,8 +16,8 @@ from transformers.utils import is_bitsandbytes_available
 
 from phi3v.tasks import PUBLISHED_THROUGHPUT
 
-from .conftest import REPO_ROOT
-from .evaluation_helpers import one_torch_thread
+from ..conftest import REPO_ROOT
+from ..evaluation_helpers import one_torch_thread
 
 
 SCRIPT = REPO_ROOT / "benchmarks" / "recipe_throughput.py"

@@ -8,8 +8,8 @@ from phi3v.data.fetch import FetchSettings, ImageFetcher
 from phi3v.data.images import ImageRejected
 from phi3v.data.report import DropReason
 
-from . import data_helpers_images as images
-from .data_helpers_server import running_server, unused_port_url
+from .. import data_helpers_images as images
+from ..data_helpers_server import running_server, unused_port_url
 
 
 # Small timeouts and backoff keep the failure cases fast; two attempts per URL.

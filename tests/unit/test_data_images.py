@@ -7,7 +7,7 @@ from PIL import Image
 from phi3v.data.images import ImageRejected, decode_image
 from phi3v.data.report import DropReason
 
-from . import data_helpers_images as images
+from .. import data_helpers_images as images
 
 
 def decoded(data: bytes) -> Image.Image:

@@ -15,11 +15,11 @@ from phi3v.data.prepare import prepare_catalogue
 from phi3v.data.splits import SPLIT_NAMES
 from phi3v.data.storage import CATALOGUE_FEATURES, save_catalogue
 
-from . import data_helpers_images as images
-from .data_helpers_server import running_server, unused_port_url
+from .. import data_helpers_images as images
+from ..data_helpers_server import running_server, unused_port_url
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 FAST_SETTINGS = FetchSettings(
     connect_timeout=2.0, read_timeout=0.5, max_retries=1, retry_backoff=0.01, max_bytes=1_000_000
 )

@@ -16,7 +16,7 @@ from phi3v.data.reproduction_fixtures import COLOURS, make_reproduction_fixtures
 from phi3v.tasks import TASKS
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"docvqa_train": 8, "docvqa_test": 6, "cauldron_docvqa": 6, "hateful_memes": 12, "nlvr2": 10}
 
 # `dataset_info.features` of the Hub cards: prashanthpillai/docvqa_1000_examples (the same data and card as

@@ -16,7 +16,7 @@ import phi3v  # noqa: F401  (registers the Auto classes)
 from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 DPO_RECIPES = sorted(path.name for path in (REPO_ROOT / "recipes").glob("*dpo*.yaml"))
 
 

@@ -17,7 +17,7 @@ from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import answer_errors, score_catalogue
 from phi3v.tasks.config import TaskConfig
 
-from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
+from ..evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
 
 LIMIT = 4

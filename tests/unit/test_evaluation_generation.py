@@ -15,7 +15,7 @@ from phi3v.inference.generation import (
 from phi3v.inference.loading import load_for_inference
 from phi3v.tasks.catalogue import prompt_messages
 
-from .evaluation_helpers import one_torch_thread
+from ..evaluation_helpers import one_torch_thread
 
 
 MAX_NEW_TOKENS = 12

@@ -15,7 +15,7 @@ import sys
 import pytest
 import yaml
 
-from .conftest import REPO_ROOT
+from ..conftest import REPO_ROOT
 
 
 def test_fsdp_config_names_the_model_shard_units():

@@ -16,7 +16,7 @@ from phi3v.evaluation.results import write_catalogue_results
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN, baseline_metrics
 
-from .browser_helpers import chromium_page, save_screenshot
+from ..browser_helpers import chromium_page, save_screenshot
 
 
 MARKUP = "<script>alert(1)</script>"

@@ -15,7 +15,7 @@ from phi3v.inference.loading import adapter_base_model, is_adapter_dir, load_for
 from phi3v.inference.merge import checkpoint_layout, layout_differences, merge_lora
 from phi3v.tasks.catalogue import prompt_messages
 
-from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
+from ..evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -13,7 +13,7 @@ import phi3v  # noqa: F401  (registers the Auto classes)
 from phi3v import Phi3VConfig, Phi3VForCausalLM
 from phi3v.modeling.image_features import merge_2x2
 
-from .conftest import hub_files
+from ..conftest import hub_files
 
 
 def _images():

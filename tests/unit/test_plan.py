@@ -31,10 +31,10 @@ from phi3v.training import (
     training_task,
 )
 
-from .conftest import hub_files
+from ..conftest import hub_files
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CPU = ["--use_cpu", "true", "--bf16", "false"]
 TOTAL = 4_146_621_440
 # The CLIP layer Phi-3-V never runs (its 24th) and post_layernorm: always frozen.

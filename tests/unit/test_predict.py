@@ -15,7 +15,7 @@ from phi3v.inference.loading import load_for_inference
 from phi3v.inference.prediction import ImageFiles, find_images, format_table, write_records
 from phi3v.tasks.catalogue import prompt_messages
 
-from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
+from ..evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
 
 FIELDS = ["image", "title", "category3_code", "full_price", "parsed", "answer", "error"]

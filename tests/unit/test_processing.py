@@ -10,7 +10,7 @@ from transformers import AutoProcessor
 import phi3v  # noqa: F401  (registers the Auto classes)
 from phi3v import Phi3VProcessor
 
-from .conftest import hub_files
+from ..conftest import hub_files
 
 
 OFFICIAL_PROMPT = "<|user|>\n<|image_1|>\nWhat is shown in this image?<|end|>\n<|assistant|>\n"

@@ -24,7 +24,7 @@ from phi3v.inference.quantization import BASE_QUANTIZATION_NAME, recorded_base_q
 from phi3v.tasks.catalogue import prompt_messages
 from phi3v.training import Phi3VModelConfig, load_model, load_sft_model
 
-from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
+from ..evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
 
 # The tiny model's lm_head is random and frozen under LoRA, so its logits stay small and the loss cannot fall far

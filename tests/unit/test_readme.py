@@ -32,7 +32,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from .evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
+from ..evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
 
 
 MARKDOWN = ["README.md", "recipes/README.md"]

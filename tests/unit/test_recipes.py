@@ -13,7 +13,7 @@ from phi3v.tasks import PUBLISHED
 from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES = REPO_ROOT / "recipes"
 SFT_RECIPES = sorted(path.name for path in RECIPES.glob("*.yaml") if "dpo" not in path.name)  # dpo.py reads *-dpo
 PUBLISHED_RECIPES = {row.recipe for row in PUBLISHED}  # the Cookbook's settings, checked in test_recipes_published.py

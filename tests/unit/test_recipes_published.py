@@ -12,7 +12,7 @@ from phi3v.tasks import COOKBOOK_LORA_TARGETS, PUBLISHED, PUBLISHED_THROUGHPUT, 
 from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, lora_config, parse_recipe
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES = REPO_ROOT / "recipes"
 CPU = ["--use_cpu", "true", "--bf16", "false"]
 GPUS = 8  # the Cookbook's 8xA100 node; the accelerate configs the headers name launch 8 processes

@@ -14,8 +14,8 @@ import pytest
 
 from phi3v.errors import DataError, UsageError, run_script
 
-from .safety_helpers import REPO_ROOT, output_of
-from .safety_helpers import run_script as run_subprocess
+from ..safety_helpers import REPO_ROOT, output_of
+from ..safety_helpers import run_script as run_subprocess
 
 
 def run_in_process(script, *args, capsys, monkeypatch):

@@ -19,7 +19,7 @@ from phi3v.tasks.catalogue.layouts import export_catalogue
 from phi3v.training import Phi3VSFTCollator
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CUSTOM_TEMPLATE = "{title} | {category3_code} | ${full_price}"
 
 

@@ -20,7 +20,7 @@ from phi3v.training import (
 )
 
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 TOWER = "model.vision_embed_tokens.img_processor."
 PROJECTOR = "model.vision_embed_tokens.img_projection."
 
