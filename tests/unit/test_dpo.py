@@ -180,7 +180,7 @@ def test_dpo_starts_from_an_sft_adapter_merged_into_its_base(tiny_checkpoint, tm
     from phi3v.inference.loading import load_for_inference
     from phi3v.training.model_loading import load_sft_model
 
-    from .evaluation_helpers import make_lora_adapter
+    from ..evaluation_helpers import make_lora_adapter
 
     adapter = make_lora_adapter(tiny_checkpoint, tmp_path / "sft-adapter")
     model_args = Phi3VModelConfig(model_name_or_path=str(adapter), dtype="float32", use_peft=True)
@@ -204,7 +204,7 @@ def test_a_dpo_adapter_over_an_sft_adapter_loads_and_merges_as_a_chain(tiny_chec
     from phi3v.inference.loading import load_for_inference, load_merged
     from phi3v.inference.merge import merge_lora
 
-    from .evaluation_helpers import LORA_TARGETS, make_lora_adapter
+    from ..evaluation_helpers import LORA_TARGETS, make_lora_adapter
 
     sft_adapter = make_lora_adapter(tiny_checkpoint, tmp_path / "sft-adapter")
     sft_merged = load_merged(sft_adapter, dtype=torch.float32)

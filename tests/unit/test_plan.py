@@ -273,7 +273,7 @@ def test_dpo_plan_from_an_sft_adapter_counts_pairs_and_reads_the_base_config(tin
 
     from phi3v.training import Phi3VPreferenceCollator
 
-    from .evaluation_helpers import make_lora_adapter
+    from ..evaluation_helpers import make_lora_adapter
 
     adapter = make_lora_adapter(tiny_checkpoint, tmp_path / "sft-adapter")
     prompt = [{"role": "user", "content": "<|image_1|>What is shown in this image?"}]
