@@ -2,14 +2,10 @@
 memory and MFU next to the Cookbook's matching row: full, frozen vision, LoRA, and QLoRA where bitsandbytes is
 installed (it runs 4-bit on CPU), which without it says it was skipped.
 
-The LoRA recipe runs as a command (a subprocess on one thread: the flags, the JSON file); the others call the script's
-`main` in this process, which spares each the ~10 s of importing torch, transformers, TRL and PEFT again."""
+These call the script's `main` in this process, which spares each the ~10 s of importing torch, transformers, TRL and
+PEFT again; tests/e2e/test_benchmark_throughput.py runs the LoRA recipe as a command."""
 
-import json
-import os
 import runpy
-import subprocess
-import sys
 
 import pytest
 from transformers.utils import is_bitsandbytes_available
@@ -49,25 +45,6 @@ def check_result(result: dict, stdout: str, method: str) -> None:
         assert result["plan"]["images_per_second"] > 0 and result["plan"]["peak_memory_gib"] > 0
         assert "| plan |" in stdout
     assert "| this run (cpu, sdpa" in stdout and f"| Cookbook {method} (8xA100-80GB" in stdout
-
-
-def test_lora_recipe_as_a_command(tiny_checkpoint, tmp_path):
-    output = tmp_path / "result.json"
-    command = [sys.executable, str(SCRIPT), "recipes/docvqa-lora.yaml", "--model_config", str(tiny_checkpoint)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT / "src"), "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(
-        [*command, *TINY_RUN, "--output", str(output), "--plan", "true"],
-        check=False,
-        cwd=REPO_ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    result = json.loads(output.read_text())
-    check_result(result, done.stdout, "lora")
-    assert result["plan"] is not None
 
 
 @pytest.fixture(scope="module")

@@ -1,8 +1,6 @@
 """The reproduction fixtures have the Hub's exact schemas and splits, are deterministic, and their answers can be
 read from their pictures."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
@@ -145,21 +143,3 @@ def test_refuses_to_overwrite_unless_asked(tmp_path):
     assert (target / "notes.txt").read_text() == "keep me"
     with pytest.raises(ValueError, match="not among"):
         make_reproduction_fixtures(tmp_path / "x", num_rows={"memes": 3})
-
-
-def test_script_writes_the_fixtures(tmp_path):
-    output = tmp_path / "reproduction"
-    args = [f"--{name}_rows={count}" for name, count in SMALL.items()]
-    subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "scripts" / "make_reproduction_fixtures.py"),
-            "--output_dir",
-            str(output),
-            *args,
-        ],
-        check=True,
-        capture_output=True,
-    )
-    assert len(load(output, "the_cauldron", "hateful_memes", "train")) == SMALL["hateful_memes"]
-    assert (output / "manifest.json").is_file()

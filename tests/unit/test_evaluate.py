@@ -2,9 +2,7 @@
 conversational dataset scored by exact match and edit similarity beside its grey-image control."""
 
 import json
-import os
 import runpy
-import subprocess
 import sys
 
 import datasets
@@ -153,20 +151,6 @@ def test_per_product_errors_agree_with_the_metrics(tmp_path):
     assert metrics["price_mae"] == pytest.approx(mean("price_abs_error"))
     assert metrics["price_mape"] == pytest.approx(mean("price_pct_error"))
     assert errors[2]["price_pct_error"] == 1.0  # no price read: scored as $0
-
-
-@pytest.mark.slow
-def test_two_processes_give_the_single_process_answers(catalogue, tiny_checkpoint, tmp_path, monkeypatch):
-    """`accelerate launch` on 2 CPU processes: each answers half the products; the gathered file is identical."""
-    args = evaluate_args(catalogue, tmp_path / "one", f"base={tiny_checkpoint}") + ["--no_blank_control"]
-    run_evaluate(monkeypatch, args)
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2"]
-    launcher += ["--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
-    args = evaluate_args(catalogue, tmp_path / "two", f"base={tiny_checkpoint}") + ["--no_blank_control"]
-    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
-    subprocess.run([*launcher, str(REPO_ROOT / "scripts" / "evaluate.py"), *args], env=environment, check=True)
-    one, two = ((tmp_path / name / "predictions.jsonl").read_text() for name in ("one", "two"))
-    assert one == two and len(two.splitlines()) == LIMIT
 
 
 @pytest.fixture(scope="module")

@@ -16,8 +16,6 @@ from phi3v.evaluation.results import write_catalogue_results
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate
 from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN, baseline_metrics
 
-from ..browser_helpers import chromium_page, save_screenshot
-
 
 MARKUP = "<script>alert(1)</script>"
 
@@ -134,22 +132,3 @@ def test_refuses_images_that_do_not_match_the_lines(evaluation, tmp_path):
     _, metrics, lines, images, _ = evaluation
     with pytest.raises(ValueError, match="6 prediction lines but 5 images"):
         write_html_report(tmp_path, metrics, lines, images[:5])
-
-
-def test_gallery_shows_its_photos_and_answers_in_chromium(evaluation, tmp_path):
-    output_dir, metrics, lines, images, rows = evaluation
-    path = write_html_report(output_dir, metrics, lines, images, gallery_size=4)
-    with chromium_page(tmp_path / "profile") as page:
-        page.goto(path.as_uri())
-        page.wait_for_load_state("load")
-        loaded = page.evaluate(
-            "() => [...document.querySelectorAll('.gallery img')].map(img => img.complete && img.naturalWidth > 0)"
-        )
-        assert loaded == [True] * 4
-        cards = page.locator(".card")
-        worst = rows[-1]
-        first_card = cards.first.inner_text()
-        assert worst["title"] in first_card and lines[-1]["predictions"]["sft"]["answer"] in first_card
-        assert "n/a" in page.locator("table.metrics").inner_text()
-        save_screenshot(page, "report.png")
-        save_screenshot(page, "report_gallery.png", selector=".gallery")

@@ -6,7 +6,7 @@ recipes. Every command is checked statically: the scripts, recipes and accelerat
 `--flag` is one its script (or `accelerate launch`) accepts, and every `make` target is in the Makefile. Every
 `outputs/` or `data/` path that a command or a recipe reads is written by a recipe or by a documented command.
 
-Then each command is either RUN here, in a temporary folder standing for the repository's working directory, or
+Then each command is either RUN (tests/e2e/test_readme.py), in a temporary folder standing for the working directory, or
 listed in `NOT_RUN` with the reason it cannot run offline on CPU in seconds. A new command that is neither fails
 `test_every_command_is_run_or_listed`: run it (add its script to `RUNNERS`) or list it with a reason.
 
@@ -24,15 +24,13 @@ import io
 import re
 import runpy
 import shlex
-import shutil
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from PIL import Image
 
-from ..evaluation_helpers import REPO_ROOT, make_lora_adapter, one_torch_thread
+from ..evaluation_helpers import REPO_ROOT
 
 
 MARKDOWN = ["README.md", "recipes/README.md"]
@@ -59,42 +57,43 @@ PASSES_ON_TO = {"scripts/reproduce.py": "scripts/sft.py", "scripts/plan.py": "sc
 NOT_RUN = {
     "make demo-dpo": "the demo, then preference pairs and DPO training on CPU (minutes); `make demo-dpo` runs it",
     "make demo": "installs, then about 5 minutes of CPU training and evaluation; `make demo` runs it "
-    "(its steps: tests/test_sft_smoke.py, tests/test_evaluate.py)",
+    "(its steps: tests/e2e/test_sft_smoke.py, tests/unit/test_evaluate.py)",
+    "make test-fast": "runs the unit tests (tests/unit), this test included",
     "make test": "runs the whole test suite, this test included",
     "make install": "creates .venv and installs the pinned stack from PyPI (network)",
     "make quality": "ruff over the tree: a check of its own, not a test",
     "make style": "rewrites the tree with ruff",
     "make clean": "deletes the demo's outputs in the checkout",
     "make demo-reproduce": "the three reproductions on the tiny model and the fixtures (minutes of CPU training); "
-    "tests/test_reproduce.py runs one end to end",
-    "make app": "serves the demo model in a web page until stopped (tests/test_app_browser.py drives scripts/app.py)",
+    "tests/e2e/test_reproduce.py runs one end to end",
+    "make app": "serves the demo model in a web page until stopped (tests/e2e/test_app_browser.py drives scripts/app.py)",
     "pytest": "runs the test suite (`make test`)",
     "ruff": "lint and format over the tree (`make quality`)",
     "pip install": "downloads from PyPI or the PyTorch index (network)",
     "python -m venv": "creates a virtual environment (installation)",
     ".venv/bin/activate": "changes the calling shell (installation)",
     "prepare_dataset.py --output_dir data/burberry": "downloads the DBQ/Burberry catalogue from the Hub and its "
-    "images from the CDN (tests/test_data_prepare.py runs the same pipeline on local tables)",
-    "--source catalogue.parquet": "reads a catalogue table of your own (tests/test_data_prepare.py runs local tables)",
-    "accelerate launch": "GPU or multi-process launch with the bf16 GPU configs (tests/test_sft_distributed.py "
+    "images from the CDN (tests/unit/test_data_prepare.py runs the same pipeline on local tables)",
+    "--source catalogue.parquet": "reads a catalogue table of your own (tests/unit/test_data_prepare.py runs local tables)",
+    "accelerate launch": "GPU or multi-process launch with the bf16 GPU configs (tests/e2e/test_sft_distributed.py "
     "launches the smoke recipe on 2 CPU processes)",
-    "sbatch": "submits to a Slurm cluster (tests/test_recipes.py checks launch.slurm with `bash -n`)",
+    "sbatch": "submits to a Slurm cluster (tests/unit/test_recipes.py checks launch.slurm with `bash -n`)",
     "--device cuda": "needs a CUDA GPU",
     "--base_model /models/Phi-3-vision-128k-instruct": "a local copy of the official checkpoint (4.2B weights)",
     "scripts/sft.py recipes/burberry": "trains Phi-3-Vision (weights from the Hub) on a GPU",
-    "scripts/sft.py recipes/smoke.yaml": "minutes of CPU training; tests/test_sft_smoke.py runs it shortened",
-    "scripts/sft.py --config recipes/smoke.yaml": "CPU training; tests/test_sft_smoke.py runs the smoke recipe",
-    "scripts/dpo.py recipes/smoke-dpo.yaml": "DPO training on the demo's SFT model; tests/test_dpo.py runs it "
+    "scripts/sft.py recipes/smoke.yaml": "minutes of CPU training; tests/e2e/test_sft_smoke.py runs it shortened",
+    "scripts/sft.py --config recipes/smoke.yaml": "CPU training; tests/e2e/test_sft_smoke.py runs the smoke recipe",
+    "scripts/dpo.py recipes/smoke-dpo.yaml": "DPO training on the demo's SFT model; tests/e2e/test_dpo.py runs it "
     "shortened",
     "--check_only true": "a recipe's trainer built on its real checkpoint (named RECIPE in the text); "
-    "tests/test_reproduce.py runs it before a reproduction",
+    "tests/e2e/test_reproduce.py runs it before a reproduction",
     "wandb sync": "uploads offline runs to W&B (account and network)",
-    "scripts/plan.py": "reads the recipes of the checkout; tests/test_plan.py runs it on them, offline",
+    "scripts/plan.py": "reads the recipes of the checkout; tests/unit/test_plan.py runs it on them, offline",
     "scripts/reproduce.py recipes/hateful-memes-full.yaml --report_dir": "a minute of CPU training and evaluation; "
-    "tests/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
+    "tests/e2e/test_reproduce.py runs it on its own fixtures (`make demo-reproduce` runs all three tasks)",
     "benchmarks/recipe_throughput.py": "training steps of a recipe, sized for a GPU; "
-    "tests/test_benchmark_throughput.py runs it at tiny size on CPU",
-    "scripts/app.py": "serves a web page until stopped; tests/test_app_browser.py starts it on the tiny model and "
+    "tests/unit/test_benchmark_throughput.py runs it at tiny size on CPU",
+    "scripts/app.py": "serves a web page until stopped; tests/e2e/test_app_browser.py starts it on the tiny model and "
     "drives it in headless Chromium",
 }
 
@@ -492,65 +491,3 @@ def test_every_script_answers_help(script):
 
 # ---------------------------------------------------------------------------------------------------------------------
 # Runs
-
-
-@pytest.fixture(scope="module")
-def stand_ins(tiny_checkpoint, tmp_path_factory) -> dict[str, Path]:
-    """The sources of the stand-ins: the tiny checkpoint, a LoRA adapter over it, a small synthetic catalogue."""
-    from phi3v.data import make_synthetic_catalogue
-
-    folder = tmp_path_factory.mktemp("stand-ins")
-    with one_torch_thread():
-        adapter = make_lora_adapter(tiny_checkpoint, folder / "adapter")
-    make_synthetic_catalogue(folder / "catalogue", num_products=60, seed=0)
-    return {"checkpoint": tiny_checkpoint, "model": adapter, "catalogue": folder / "catalogue"}
-
-
-def provide(kind: str, path: Path, stand_ins: dict[str, Path]) -> None:
-    """Puts a stand-in of `kind` at `path` unless something is there already (an earlier command's output)."""
-    if path.exists():
-        return
-    if kind == "images":
-        photos = {path / "bag.jpg": (120, 90), path / "scarf.png": (80, 160)}
-        if path.suffix.lower() in IMAGE_SUFFIXES:
-            photos = {path: (120, 90)}
-        for photo, size in photos.items():
-            photo.parent.mkdir(parents=True, exist_ok=True)
-            Image.new("RGB", size, (200, 30, 30) if photo.suffix == ".jpg" else (20, 90, 160)).save(photo)
-    else:
-        shutil.copytree(stand_ins[kind], path)
-
-
-def run_command(command: Command, workspace: Path, stand_ins, monkeypatch, capsys) -> None:
-    script, args = command.script, command.script_args
-    for flag, kind in INPUTS.get(script, {}).items():
-        values = positional_args(args) if flag == POSITIONAL else flag_values(args, flag, script)
-        for value in values:
-            path = Path(value.split("=", 1)[-1] if "=" in value and flag == "--model" else value)
-            assert not path.is_absolute(), f"{command}: a runnable command should use relative paths ({path})"
-            provide(kind, workspace / path, stand_ins)
-    outputs = [Path(value) for flag in OUTPUT_FLAGS for value in flag_values(args, flag)]
-    assert not any(path.is_absolute() for path in outputs), f"{command}: writes outside the working directory"
-    for name, value in command.env:
-        monkeypatch.setenv(name, value)
-    monkeypatch.setattr(sys, "argv", [script, *args, *SCALE_DOWN.get(script, [])])
-    try:
-        runpy.run_path(str(REPO_ROOT / script), run_name="__main__")
-    except SystemExit as exit_info:
-        assert exit_info.code in (0, None), f"{command} exited with {exit_info.code}:\n{capsys.readouterr().err}"
-    for path in outputs:
-        assert (workspace / path).exists(), f"{command} did not write {path}"
-
-
-RUNS = runs_by_document()
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("document", sorted(RUNS))
-def test_documented_commands_run(document, stand_ins, tmp_path, monkeypatch, capsys):
-    """The document's runnable commands, in order, in one fresh working directory: a later command reads what an
-    earlier one wrote (the real pipeline), or a stand-in."""
-    monkeypatch.chdir(tmp_path)
-    with one_torch_thread():
-        for command in RUNS[document]:
-            run_command(command, tmp_path, stand_ins, monkeypatch, capsys)

@@ -14,8 +14,7 @@ import pytest
 
 from phi3v.errors import DataError, UsageError, run_script
 
-from ..safety_helpers import REPO_ROOT, output_of
-from ..safety_helpers import run_script as run_subprocess
+from ..safety_helpers import REPO_ROOT
 
 
 def run_in_process(script, *args, capsys, monkeypatch):
@@ -189,16 +188,3 @@ def test_a_bad_row_is_a_data_error_with_its_row(in_process, tiny_checkpoint, tmp
         tmp_path / "out",
     )
     assert_one_error_line(status, stderr, 1, "LLaVA row 'two-tags' has 2 `<image>` tokens but 1 images")
-
-
-def test_the_terminal_shows_one_line_and_phi3v_debug_shows_the_traceback(tmp_path, monkeypatch):
-    args = ["recipes/smoke.yaml", "--task", "hateful-memes", "--output_dir", tmp_path / "out"]
-    monkeypatch.delenv("PHI3V_DEBUG", raising=False)
-    plain = run_subprocess("sft.py", *args)
-    assert plain.returncode == 2
-    assert plain.stderr.strip().splitlines()[-1].startswith("error: task 'hateful-memes' is not one of [")
-    assert "Traceback" not in output_of(plain)
-    monkeypatch.setenv("PHI3V_DEBUG", "1")
-    debug = run_subprocess("sft.py", *args)
-    assert debug.returncode == 1 and "Traceback (most recent call last)" in debug.stderr
-    assert "UsageError: task 'hateful-memes' is not one of [" in debug.stderr

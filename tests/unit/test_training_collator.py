@@ -1,6 +1,6 @@
 """The SFT collator on catalogue rows: labels are exactly the answer and its <|end|>; mixed image sizes and text-only
 rows batch together; lengths for grouping come from image headers without decoding; long rows are dropped, never
-truncated. (Other layouts: tests/test_training_formats.py.)"""
+truncated. (Other layouts: tests/unit/test_training_formats.py.)"""
 
 import functools
 import io
