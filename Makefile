@@ -1,5 +1,5 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install browser demo demo-dpo demo-reproduce app test quality style clean
+.PHONY: install browser demo demo-dpo demo-reproduce app test test-fast quality style clean
 
 PYTHON ?= python3
 VENV := .venv
@@ -65,7 +65,7 @@ demo-reproduce: install
 		$(REPRODUCE_CPU) --num_train_epochs 12 --output_dir outputs/reproduce-nlvr2/model
 	@echo "Reports: outputs/reproduce-{docvqa,hateful-memes,nlvr2}/report.md (predictions.jsonl, reproduction.json)"
 
-# Debian's Chromium for the browser tests (tests/test_app_browser.py, tests/test_html_report.py), installed when missing
+# Debian's Chromium for the browser tests (tests/e2e/test_app_browser.py, tests/e2e/test_html_report.py), installed when missing
 # and apt-get can run (as root, or with sudo without a password). Never fails: without it those tests skip, saying why.
 browser:
 	@if command -v chromium >/dev/null 2>&1; then exit 0; fi; \
@@ -80,8 +80,14 @@ app: install
 	test -d outputs/demo || $(MAKE) demo
 	$(PY) scripts/app.py --model demo=outputs/demo --dataset data/synthetic
 
+# Every test, one pytest-xdist worker per core (tests/conftest.py gives each process one torch thread). loadgroup keeps
+# the tests of one module-scoped training run on one worker, so the run is made once.
 test: install browser
-	$(VENV)/bin/pytest tests
+	$(VENV)/bin/pytest --numprocesses auto --dist loadgroup tests
+
+# The unit tests only (tests/unit): the code in-process, no script run as a process, no browser.
+test-fast: install
+	$(VENV)/bin/pytest --numprocesses auto tests/unit
 
 quality: install
 	$(VENV)/bin/ruff check .

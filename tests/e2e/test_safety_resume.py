@@ -10,7 +10,8 @@ import pytest
 from ..safety_helpers import output_of, run_script, tree_digest
 
 
-pytestmark = pytest.mark.slow
+# The tests of the module-scoped run go to one pytest-xdist worker (`--dist loadgroup`), which makes the run once.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("killed_then_rerun")]
 
 # Batches of 2 keep the run inside its first epoch, where the length-grouped order is reproducible on resume.
 OVERRIDES = ["--max_steps", "12", "--save_steps", "4", "--logging_steps", "2", "--eval_strategy", "no"]

@@ -51,6 +51,7 @@ def logged(output_dir, key) -> list[float]:
     return [entry[key] for entry in state["log_history"] if key in entry]
 
 
+# The tests of the module-scoped run go to one pytest-xdist worker (`--dist loadgroup`), which makes the run once.
 @pytest.fixture(scope="module")
 def smoke_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory) -> Path:
     output_dir = tmp_path_factory.mktemp("smoke") / "run"
@@ -61,6 +62,7 @@ def smoke_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory) -> Path:
     return output_dir
 
 
+@pytest.mark.xdist_group("smoke_run")
 def test_smoke_recipe_loss_falls(smoke_run):
     losses = logged(smoke_run, "loss")
     assert len(losses) == 6
@@ -70,6 +72,7 @@ def test_smoke_recipe_loss_falls(smoke_run):
     assert (smoke_run / "checkpoint-30" / "trainer_state.json").exists()
 
 
+@pytest.mark.xdist_group("smoke_run")
 def test_smoke_output_has_model_processor_generation_config_and_card(smoke_run, tiny_checkpoint):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json", "README.md"):
         assert (smoke_run / name).exists(), name
@@ -86,6 +89,7 @@ def test_smoke_output_has_model_processor_generation_config_and_card(smoke_run, 
     assert not any(".img_processor." in name for name in changed)  # smoke.yaml freezes the random tower
 
 
+@pytest.mark.xdist_group("smoke_run")
 def test_smoke_output_reloads_and_generates(smoke_run, synthetic_catalogue):
     import datasets
 
