@@ -3,7 +3,7 @@ exist are refused, naming the value, before any model loads."""
 
 import pytest
 
-from ..safety_helpers import output_of, run_script
+from ..safety_helpers import output_of, run_script_here
 
 
 @pytest.mark.parametrize(
@@ -15,7 +15,7 @@ def test_non_positive_counts_are_refused_by_the_parser(script, flag, value, synt
         "evaluate.py": ["--dataset", synthetic_catalogue, "--model", "m=x", "--output_dir", tmp_path / "out"],
         "make_preferences.py": ["--dataset", synthetic_catalogue, "--output", tmp_path / "out"],
     }[script]
-    result = run_script(script, *required, flag, value)
+    result = run_script_here(script, *required, flag, value)
     assert result.returncode == 2
     assert f"argument {flag}: must be at least 1, got {int(value)}" in result.stderr
 
@@ -23,8 +23,10 @@ def test_non_positive_counts_are_refused_by_the_parser(script, flag, value, synt
 def test_a_dataset_that_does_not_exist_is_named_before_the_model_loads(tiny_checkpoint, tmp_path):
     missing = tmp_path / "data" / "synthetc"
     out = tmp_path / "out"
-    evaluate = run_script("evaluate.py", "--dataset", missing, "--model", f"m={tiny_checkpoint}", "--output_dir", out)
-    sft = run_script(
+    evaluate = run_script_here(
+        "evaluate.py", "--dataset", missing, "--model", f"m={tiny_checkpoint}", "--output_dir", out
+    )
+    sft = run_script_here(
         "sft.py",
         "recipes/smoke.yaml",
         "--model_name_or_path",

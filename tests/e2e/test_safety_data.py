@@ -11,14 +11,14 @@ from transformers import AutoProcessor
 from phi3v.tasks.catalogue.negatives import HardNegatives, build_preference_pairs
 from phi3v.training import Phi3VPreferenceCollator, add_length_column
 
-from ..safety_helpers import output_of, run_script, tree_digest
+from ..safety_helpers import output_of, run_script_here, tree_digest
 
 
 MODEL_LOADS = "Loading weights"  # what transformers prints once it loads a checkpoint
 
 
 def sft(tiny_checkpoint, dataset, output_dir, *overrides):
-    return run_script(
+    return run_script_here(
         "sft.py", "recipes/smoke.yaml", "--model_name_or_path", tiny_checkpoint, "--dataset_name", dataset,
         "--output_dir", output_dir, "--max_steps", "1", *overrides,
     )  # fmt: skip
@@ -68,7 +68,7 @@ def test_an_unreadable_answer_template_stops_sft_naming_the_row(tiny_checkpoint,
 
 
 def test_dpo_on_a_catalogue_says_to_build_pairs_first(tiny_checkpoint, synthetic_catalogue, tmp_path):
-    result = run_script(
+    result = run_script_here(
         "dpo.py", "recipes/smoke-dpo.yaml", "--model_name_or_path", tiny_checkpoint, "--dataset_name",
         synthetic_catalogue, "--output_dir", tmp_path / "dpo",
     )  # fmt: skip

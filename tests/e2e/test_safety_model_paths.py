@@ -7,7 +7,7 @@ import json
 import pytest
 
 from .. import data_helpers_images as images
-from ..safety_helpers import output_of, run_script
+from ..safety_helpers import output_of, run_script_here
 
 
 def command(script, model, catalogue, tmp_path):
@@ -30,7 +30,7 @@ def command(script, model, catalogue, tmp_path):
 )
 def test_a_missing_model_path_is_named(script, synthetic_catalogue, tmp_path):
     missing = tmp_path / "outputs" / "phi3v-typo"
-    result = run_script(script, *command(script, missing, synthetic_catalogue, tmp_path))
+    result = run_script_here(script, *command(script, missing, synthetic_catalogue, tmp_path))
     message = output_of(result)
     assert result.returncode != 0
     assert f"{missing} does not exist" in message, message[-2000:]
@@ -43,7 +43,7 @@ def test_an_adapter_whose_base_moved_names_the_base_and_the_way_out(tiny_checkpo
     moved = tmp_path / "models" / "tiny-phi3v"
     config = {"peft_type": "LORA", "base_model_name_or_path": str(moved), "target_modules": ["o_proj"]}
     (adapter / "adapter_config.json").write_text(json.dumps(config))
-    result = run_script("dpo.py", *command("dpo.py", adapter, synthetic_catalogue, tmp_path))
+    result = run_script_here("dpo.py", *command("dpo.py", adapter, synthetic_catalogue, tmp_path))
     message = output_of(result)
     assert result.returncode != 0
     assert f"is a LoRA adapter whose base model {moved}" in message
@@ -51,7 +51,7 @@ def test_an_adapter_whose_base_moved_names_the_base_and_the_way_out(tiny_checkpo
 
 
 def test_merge_lora_on_a_full_checkpoint_says_there_is_nothing_to_merge(tiny_checkpoint, tmp_path):
-    result = run_script("merge_lora.py", "--adapter", tiny_checkpoint, "--output_dir", tmp_path / "merged")
+    result = run_script_here("merge_lora.py", "--adapter", tiny_checkpoint, "--output_dir", tmp_path / "merged")
     assert result.returncode != 0
     assert f"{tiny_checkpoint} is a full checkpoint, not a LoRA adapter" in output_of(result)
     assert not (tmp_path / "merged").exists()

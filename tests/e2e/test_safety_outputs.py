@@ -8,7 +8,7 @@ import pytest
 
 from phi3v.outputs import MARKER_NAME
 
-from ..safety_helpers import output_of, run_script, tree_digest
+from ..safety_helpers import output_of, run_script_here, tree_digest
 
 
 def assert_refused(result, *named):
@@ -36,27 +36,31 @@ def user_file(tmp_path):
 
 def test_make_preferences_never_replaces_its_catalogue_or_a_user_directory(synthetic_catalogue, user_dir):
     before = tree_digest(synthetic_catalogue)
-    same = run_script(
+    same = run_script_here(
         "make_preferences.py", "--dataset", synthetic_catalogue, "--output", synthetic_catalogue, "--overwrite"
     )
     assert_refused(same, f"Output {synthetic_catalogue} is the input {synthetic_catalogue}")
     assert tree_digest(synthetic_catalogue) == before
 
     before = tree_digest(user_dir)
-    foreign = run_script("make_preferences.py", "--dataset", synthetic_catalogue, "--output", user_dir, "--overwrite")
+    foreign = run_script_here(
+        "make_preferences.py", "--dataset", synthetic_catalogue, "--output", user_dir, "--overwrite"
+    )
     assert_refused(foreign, user_dir, "was not written by this project", "refusing to delete")
     assert tree_digest(user_dir) == before
 
 
 def test_overwrite_replaces_only_the_same_kind_of_project_output(synthetic_catalogue, tmp_path):
     pairs = tmp_path / "pairs"
-    made = run_script("make_preferences.py", "--dataset", synthetic_catalogue, "--output", pairs)
+    made = run_script_here("make_preferences.py", "--dataset", synthetic_catalogue, "--output", pairs)
     assert made.returncode == 0, output_of(made)[-3000:]
     assert json.loads((pairs / MARKER_NAME).read_text())["kind"] == "preferences"
     before = tree_digest(pairs)
-    again = run_script("make_preferences.py", "--dataset", synthetic_catalogue, "--output", pairs)
+    again = run_script_here("make_preferences.py", "--dataset", synthetic_catalogue, "--output", pairs)
     assert_refused(again, f"Output directory {pairs} is not empty; pass --overwrite")
-    catalogue = run_script("make_synthetic_catalogue.py", "--output_dir", pairs, "--overwrite", "--num_products", "12")
+    catalogue = run_script_here(
+        "make_synthetic_catalogue.py", "--output_dir", pairs, "--overwrite", "--num_products", "12"
+    )
     assert_refused(catalogue, pairs, "holds this project's preferences output, not catalogue output")
     assert tree_digest(pairs) == before
 
@@ -65,11 +69,11 @@ def test_evaluate_checks_its_output_dir_before_loading_a_model(synthetic_catalog
     before = tree_digest(user_file)
     common = ["--dataset", synthetic_catalogue, "--model", f"tiny={tiny_checkpoint}", "--limit", "2"]
     assert_refused(
-        run_script("evaluate.py", *common, "--output_dir", user_file, "--overwrite"), user_file, "is a file"
+        run_script_here("evaluate.py", *common, "--output_dir", user_file, "--overwrite"), user_file, "is a file"
     )
     assert tree_digest(user_file) == before
     before = tree_digest(tiny_checkpoint)
-    on_model = run_script("evaluate.py", *common, "--output_dir", tiny_checkpoint / "eval")
+    on_model = run_script_here("evaluate.py", *common, "--output_dir", tiny_checkpoint / "eval")
     assert_refused(on_model, f"overlaps the input {tiny_checkpoint}")
     assert tree_digest(tiny_checkpoint) == before
 
@@ -85,12 +89,12 @@ def test_merge_lora_make_tiny_model_and_prepare_dataset_refuse_what_they_did_not
         )
     )
     before = tree_digest(user_dir)
-    merged = run_script("merge_lora.py", "--adapter", adapter, "--output_dir", user_dir)
+    merged = run_script_here("merge_lora.py", "--adapter", adapter, "--output_dir", user_dir)
     assert_refused(merged, user_dir, "was not written by this project")
     assert tree_digest(user_dir) == before
 
     before = tree_digest(user_file)
-    assert_refused(run_script("make_tiny_model.py", "--output", user_file), user_file, "is a file")
+    assert_refused(run_script_here("make_tiny_model.py", "--output", user_file), user_file, "is a file")
     assert tree_digest(user_file) == before
 
     table_dir = tmp_path / "mine"
@@ -98,6 +102,6 @@ def test_merge_lora_make_tiny_model_and_prepare_dataset_refuse_what_they_did_not
     table = table_dir / "catalogue.csv"
     table.write_text("product_code,title,imageurl\n")
     before = tree_digest(table_dir)
-    prepared = run_script("prepare_dataset.py", "--source", table, "--output_dir", table_dir, "--overwrite")
+    prepared = run_script_here("prepare_dataset.py", "--source", table, "--output_dir", table_dir, "--overwrite")
     assert_refused(prepared, f"Output {table_dir} overlaps the input {table}")
     assert tree_digest(table_dir) == before

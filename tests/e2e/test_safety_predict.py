@@ -8,7 +8,7 @@ import pytest
 
 from .. import data_helpers_images as images
 from ..evaluation_helpers import make_lora_adapter
-from ..safety_helpers import output_of, run_script
+from ..safety_helpers import output_of, run_script_here
 
 
 def write_bad_images(folder):
@@ -38,7 +38,7 @@ def test_unreadable_files_are_skipped_and_reported_the_rest_answered(
     (folder / "a_good.jpg").write_bytes(images.jpeg(size=(60, 40)))
     output = tmp_path / "predictions.jsonl"
     model = ["--model", adapter_with_moved_base, "--base_model", tiny_checkpoint, "--max_new_tokens", "4"]
-    result = run_script("predict.py", *model, folder, "--format", "jsonl", "--output", output)
+    result = run_script_here("predict.py", *model, folder, "--format", "jsonl", "--output", output)
     assert result.returncode == 0, output_of(result)[-3000:]
     for path in bad:
         assert f"Skipping unreadable image {path}:" in result.stderr
@@ -55,7 +55,7 @@ def test_nothing_readable_fails_before_the_model_loads(tmp_path):
     not_a_model = tmp_path / "model"  # would fail to load: the refusal must come first
     not_a_model.mkdir()
     (not_a_model / "config.json").write_text("{}")
-    result = run_script("predict.py", "--model", not_a_model, tmp_path / "photos")
+    result = run_script_here("predict.py", "--model", not_a_model, tmp_path / "photos")
     assert result.returncode == 1
     assert "None of the 3 image file(s) could be read; nothing to predict." in result.stderr
     assert all(str(path) in result.stderr for path in bad)
@@ -65,7 +65,7 @@ def test_an_existing_output_file_is_kept(tiny_checkpoint, tmp_path):
     (tmp_path / "a.jpg").write_bytes(images.jpeg())
     output = tmp_path / "predictions.csv"
     output.write_text("my earlier predictions")
-    result = run_script(
+    result = run_script_here(
         "predict.py", "--model", tiny_checkpoint, tmp_path / "a.jpg", "--format", "csv", "--output", output
     )
     assert result.returncode != 0 and f"Output file {output} exists; pass --overwrite" in result.stderr
