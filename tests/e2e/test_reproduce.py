@@ -1,5 +1,6 @@
-"""scripts/reproduce.py refuses what it cannot reproduce before any work, and, on the tiny model and the offline
-fixtures, runs a published row end to end: the report shows the Cookbook score before and after training."""
+"""scripts/reproduce.py on the tiny model and the offline fixtures: a trainer that cannot be built stops before the base
+evaluation, and a published row runs end to end (the report shows the Cookbook score before and after training).
+Its refusals before any work: tests/unit/test_reproduce.py."""
 
 import json
 import subprocess
@@ -10,14 +11,10 @@ import pytest
 
 from phi3v.data.reproduction_fixtures import make_reproduction_fixtures
 
+from ..unit.test_reproduce import TINY_CPU
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-TINY_CPU = [
-    *("--use_cpu", "true", "--bf16", "false", "--dtype", "float32", "--attn_implementation", "sdpa"),
-    *("--num_crops", "4", "--max_length", "512", "--activation_checkpointing", "false"),
-    *("--gradient_accumulation_steps", "1", "--per_device_train_batch_size", "8", "--learning_rate", "3e-3"),
-    *("--warmup_steps", "0", "--dataloader_num_workers", "0", "--save_strategy", "no"),
-]
 
 
 def reproduce(*args, check=True):
@@ -28,19 +25,6 @@ def reproduce(*args, check=True):
         text=True,
         check=check,
     )
-
-
-def test_refuses_a_recipe_that_is_not_a_published_row(tmp_path):
-    result = reproduce("recipes/smoke.yaml", "--report_dir", tmp_path / "report", check=False)
-    assert result.returncode != 0 and "not the recipe of a published row" in result.stderr
-
-
-def test_refuses_a_report_dir_in_use(tmp_path):
-    (tmp_path / "report").mkdir()
-    (tmp_path / "report" / "mine.txt").write_text("keep")
-    result = reproduce("recipes/hateful-memes-full.yaml", "--report_dir", tmp_path / "report", *TINY_CPU, check=False)
-    assert result.returncode != 0 and "is not empty" in result.stderr
-    assert (tmp_path / "report" / "mine.txt").read_text() == "keep"
 
 
 @pytest.mark.slow
