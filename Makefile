@@ -80,10 +80,10 @@ app: install
 	test -d outputs/demo || $(MAKE) demo
 	$(PY) scripts/app.py --model demo=outputs/demo --dataset data/synthetic
 
-# Every test, one pytest-xdist worker per core (tests/conftest.py gives each process one torch thread). loadgroup keeps
-# the tests of one module-scoped training run on one worker, so the run is made once.
+# Every test, one pytest-xdist worker per core (tests/conftest.py gives each process one torch thread). worksteal hands
+# each worker half the tests, end-to-end ones first, and lets an idle worker take half of a busy one's queue.
 test: install browser
-	$(VENV)/bin/pytest --numprocesses auto --dist loadgroup tests
+	$(VENV)/bin/pytest --numprocesses auto --dist worksteal tests
 
 # The unit tests only (tests/unit): the code in-process, no script run as a process, no browser.
 test-fast: install

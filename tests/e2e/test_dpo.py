@@ -14,10 +14,10 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401  (registers the Auto classes)
 
+from ..conftest import built_once
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# The tests of the module-scoped run go to one pytest-xdist worker (`--dist loadgroup`), which makes the run once.
-pytestmark = pytest.mark.xdist_group("short_sft_and_pairs")
 
 
 def run(*command, timeout=600):
@@ -28,24 +28,21 @@ def run(*command, timeout=600):
     return result
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def short_sft_and_pairs(tiny_checkpoint, synthetic_catalogue, tmp_path_factory):
-    """A short smoke SFT, so the model answers in the right format but still makes mistakes, and its on-policy pairs."""
-    root = tmp_path_factory.mktemp("sft-and-pairs")
-    sft, pairs = root / "sft", root / "pairs"
-    run("scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name",
-        str(synthetic_catalogue), "--output_dir", str(sft), "--max_steps", "40", "--eval_strategy", "no",
-        "--save_strategy", "no")  # fmt: skip
-    run(
-        "scripts/make_preferences.py",
-        "--dataset",
-        str(synthetic_catalogue),
-        "--model",
-        str(sft),
-        "--output",
-        str(pairs),
-    )
-    return sft, pairs
+    """A short smoke SFT, so the model answers in the right format but still makes mistakes, and its on-policy pairs;
+    made once and shared by the pytest-xdist workers."""
+
+    def train_then_pair(root: Path) -> None:
+        sft, pairs = root / "sft", root / "pairs"
+        run("scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name",
+            str(synthetic_catalogue), "--output_dir", str(sft), "--max_steps", "40", "--eval_strategy", "no",
+            "--save_strategy", "no")  # fmt: skip
+        run("scripts/make_preferences.py", "--dataset", str(synthetic_catalogue), "--model", str(sft), "--output",
+            str(pairs))  # fmt: skip
+
+    root = built_once(tmp_path_factory, "sft-and-pairs", train_then_pair)
+    return root / "sft", root / "pairs"
 
 
 def evaluations(history: list[dict], key: str) -> dict[int, float]:

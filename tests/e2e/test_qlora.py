@@ -6,6 +6,7 @@ import json
 import runpy
 import subprocess
 import sys
+from pathlib import Path
 
 import bitsandbytes as bnb
 import pytest
@@ -22,6 +23,7 @@ from phi3v.inference.loading import load_for_inference
 from phi3v.inference.quantization import BASE_QUANTIZATION_NAME, recorded_base_quantization
 from phi3v.tasks.catalogue import prompt_messages
 
+from ..conftest import built_once
 from ..evaluation_helpers import REPO_ROOT, one_torch_thread
 from ..unit.test_qlora import is_nf4, linear_layers
 
@@ -36,8 +38,6 @@ QLORA_OVERRIDES = [
 ]  # fmt: skip
 # Merged (float32) against 4-bit base + adapter: about 5e-6 measured, on logits of magnitude up to ~1.
 MERGE_TOLERANCE = 1e-4
-# The tests of the module-scoped run go to one pytest-xdist worker (`--dist loadgroup`), which makes the run once.
-pytestmark = pytest.mark.xdist_group("qlora_run")
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -51,16 +51,19 @@ def logits(model, inputs) -> torch.Tensor:
         return model(**inputs).logits
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def qlora_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("qlora") / "run"
-    command = [
-        sys.executable, "scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint),
-        "--dataset_name", str(synthetic_catalogue), "--output_dir", str(output_dir), *QLORA_OVERRIDES,
-    ]  # fmt: skip
-    result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return output_dir
+    """The QLoRA run the tests read, made once and shared by the pytest-xdist workers."""
+
+    def train(output_dir: Path) -> None:
+        command = [
+            sys.executable, "scripts/sft.py", "recipes/smoke.yaml", "--model_name_or_path", str(tiny_checkpoint),
+            "--dataset_name", str(synthetic_catalogue), "--output_dir", str(output_dir), *QLORA_OVERRIDES,
+        ]  # fmt: skip
+        result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+
+    return built_once(tmp_path_factory, "qlora-run", train)
 
 
 @pytest.fixture(scope="module")

@@ -4,14 +4,15 @@ full fine-tune's directory, a file or a foreign directory as `output_dir` are re
 the way out, and leave the directory byte-identical."""
 
 import json
+from pathlib import Path
 
 import pytest
 
+from ..conftest import built_once
 from ..safety_helpers import output_of, run_script, tree_digest
 
 
-# The tests of the module-scoped run go to one pytest-xdist worker (`--dist loadgroup`), which makes the run once.
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("killed_then_rerun")]
+pytestmark = pytest.mark.slow
 
 # Batches of 2 keep the run inside its first epoch, where the length-grouped order is reproducible on resume.
 OVERRIDES = ["--max_steps", "12", "--save_steps", "4", "--logging_steps", "2", "--eval_strategy", "no"]
@@ -43,25 +44,30 @@ def logged_losses(output_dir):
     return state["global_step"], [entry["loss"] for entry in state["log_history"] if "loss" in entry]
 
 
-@pytest.fixture(scope="module")
-def killed_then_rerun(tiny_checkpoint, synthetic_catalogue, tmp_path_factory):
-    output_dir = tmp_path_factory.mktemp("resume") / "run"
-    args = sft_args(tiny_checkpoint, synthetic_catalogue, output_dir)
-    killed = run_script("sft.py", *args, launcher=KILL_DURING_SAVE)
-    assert killed.returncode == -9, output_of(killed)[-3000:]
-    incomplete = output_dir / "checkpoint-8"
-    assert (incomplete / "model.safetensors").is_file() and not (incomplete / "trainer_state.json").exists()
-    assert (output_dir / "checkpoint-4" / "trainer_state.json").is_file()
-    rerun = run_script("sft.py", *args)
-    assert rerun.returncode == 0, output_of(rerun)[-5000:]
-    return output_dir, rerun
+@pytest.fixture(scope="session")
+def killed_then_rerun(tiny_checkpoint, synthetic_catalogue, tmp_path_factory) -> tuple[Path, str]:
+    """(the run's output directory, what the rerun printed), made once and shared by the pytest-xdist workers."""
+
+    def kill_then_rerun(root: Path) -> None:
+        output_dir = root / "run"
+        args = sft_args(tiny_checkpoint, synthetic_catalogue, output_dir)
+        killed = run_script("sft.py", *args, launcher=KILL_DURING_SAVE)
+        assert killed.returncode == -9, output_of(killed)[-3000:]
+        incomplete = output_dir / "checkpoint-8"
+        assert (incomplete / "model.safetensors").is_file() and not (incomplete / "trainer_state.json").exists()
+        assert (output_dir / "checkpoint-4" / "trainer_state.json").is_file()
+        rerun = run_script("sft.py", *args)
+        assert rerun.returncode == 0, output_of(rerun)[-5000:]
+        (root / "rerun-stdout.txt").write_text(rerun.stdout)
+
+    root = built_once(tmp_path_factory, "killed-then-rerun", kill_then_rerun)
+    return root / "run", (root / "rerun-stdout.txt").read_text()
 
 
 def test_rerun_skips_the_incomplete_checkpoint_and_finishes_like_an_uninterrupted_run(
     killed_then_rerun, tiny_checkpoint, synthetic_catalogue, tmp_path
 ):
-    output_dir, rerun = killed_then_rerun
-    said = rerun.stdout
+    output_dir, said = killed_then_rerun
     assert f"Skipping the incomplete checkpoint {output_dir / 'checkpoint-8'}: it has no trainer_state.json" in said
     assert f"Resuming training from {output_dir / 'checkpoint-4'} (step 4)" in said
     assert (output_dir / "checkpoint-8" / "trainer_state.json").is_file()  # rewritten by the resumed run, not deleted

@@ -20,6 +20,8 @@ from phi3v.modeling.processing_phi3_v import stop_token_ids
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, prompt_messages
 from phi3v.tasks.config import load_task_config
 
+from ..conftest import built_once
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
@@ -51,18 +53,19 @@ def logged(output_dir, key) -> list[float]:
     return [entry[key] for entry in state["log_history"] if key in entry]
 
 
-# The tests of the module-scoped run go to one pytest-xdist worker (`--dist loadgroup`), which makes the run once.
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def smoke_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory) -> Path:
-    output_dir = tmp_path_factory.mktemp("smoke") / "run"
-    overrides = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "15", "--save_steps", "15"]
-    result = run(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
-    assert f"saved to {output_dir}" in result.stdout
-    assert "Pre-flight plan:" in result.stdout  # printed before the model loads
-    return output_dir
+    """One 30-step run for the tests that read it, made once and shared by the pytest-xdist workers."""
+
+    def train(output_dir: Path) -> None:
+        overrides = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "15", "--save_steps", "15"]
+        result = run(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
+        assert f"saved to {output_dir}" in result.stdout
+        assert "Pre-flight plan:" in result.stdout  # printed before the model loads
+
+    return built_once(tmp_path_factory, "smoke-run", train)
 
 
-@pytest.mark.xdist_group("smoke_run")
 def test_smoke_recipe_loss_falls(smoke_run):
     losses = logged(smoke_run, "loss")
     assert len(losses) == 6
@@ -72,7 +75,6 @@ def test_smoke_recipe_loss_falls(smoke_run):
     assert (smoke_run / "checkpoint-30" / "trainer_state.json").exists()
 
 
-@pytest.mark.xdist_group("smoke_run")
 def test_smoke_output_has_model_processor_generation_config_and_card(smoke_run, tiny_checkpoint):
     for name in ("config.json", "model.safetensors", "tokenizer.json", "preprocessor_config.json", "README.md"):
         assert (smoke_run / name).exists(), name
@@ -89,7 +91,6 @@ def test_smoke_output_has_model_processor_generation_config_and_card(smoke_run, 
     assert not any(".img_processor." in name for name in changed)  # smoke.yaml freezes the random tower
 
 
-@pytest.mark.xdist_group("smoke_run")
 def test_smoke_output_reloads_and_generates(smoke_run, synthetic_catalogue):
     import datasets
 
