@@ -1,11 +1,23 @@
-"""Shared fixtures: a tiny random Phi-3-V checkpoint in the Hub layout, and the real Hub files from ../shared."""
+"""Shared fixtures: a tiny random Phi-3-V checkpoint in the Hub layout, a small synthetic catalogue (both built once per
+test run, shared by the pytest-xdist workers), and the real Hub files from ../shared.
+
+Tests are in two folders: `tests/unit` calls the code in this process (`make test-fast`); `tests/e2e` runs scripts as
+a user does, in other processes (training, launchers, a browser). `make test` runs both, one worker per core.
+"""
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 
+# One torch (OpenMP) thread in every test process and every process a test starts (they inherit this environment);
+# set before torch is imported. Workers run one per core, and OpenMP's default of one thread per core in each
+# process oversubscribes the cores as soon as two processes run: its spinning threads made a tiny-model training
+# step about 20 times slower. Tiny models gain nothing from more threads.
+os.environ["OMP_NUM_THREADS"] = "1"
 os.environ.setdefault("WANDB_MODE", "offline")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -14,12 +26,31 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HUB_FILES = REPO_ROOT.parent / "shared" / "hub_files"
 
 
+def built_once(tmp_path_factory: pytest.TempPathFactory, name: str, build: Callable[[Path], object]) -> Path:
+    """The folder `name` that `build(path)` writes, built by the first process of the test run that asks for it.
+
+    Args:
+        tmp_path_factory: pytest's factory; under pytest-xdist each worker's base folder sits in one shared by the run.
+        name: the folder's name.
+        build: writes the folder at the path it is given.
+    """
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # the run's folder, above the workers' own
+    path, done = root / name, root / f"{name}.done"
+    with FileLock(root / f"{name}.lock"):
+        if not done.exists():
+            build(path)
+            done.touch()  # after the build: a build that failed is not taken for a finished one
+    return path
+
+
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory) -> Path:
     """A tiny random Phi-3-V written by the same code as `scripts/make_tiny_model.py`."""
     from phi3v.fixtures.tiny_model import make_tiny_checkpoint
 
-    return make_tiny_checkpoint(tmp_path_factory.mktemp("tiny") / "tiny-phi3v")
+    return built_once(tmp_path_factory, "tiny-phi3v", make_tiny_checkpoint)
 
 
 @pytest.fixture(scope="session")
@@ -27,9 +58,9 @@ def synthetic_catalogue(tmp_path_factory) -> Path:
     """A small synthetic catalogue (72 products), written as `make demo` writes its 360."""
     from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
 
-    path = tmp_path_factory.mktemp("catalogue") / "synthetic"
-    make_synthetic_catalogue(path, num_products=72, seed=0)
-    return path
+    return built_once(
+        tmp_path_factory, "synthetic", lambda path: make_synthetic_catalogue(path, num_products=72, seed=0)
+    )
 
 
 def hub_files(name: str) -> Path:

@@ -1,4 +1,4 @@
-"""One rank of the FSDP2 checks in `tests/test_fsdp.py` (CPU, gloo), launched by the test as
+"""One rank of the FSDP2 checks in `tests/e2e/test_fsdp.py` (CPU, gloo), launched by the test as
 
     torchrun --standalone --nproc_per_node 2 tests/fsdp_worker.py CHECKPOINT OUTPUT_DIR
 

@@ -4,7 +4,7 @@ Each prompt comes with its own list of images (several, one, or none), decoded b
 
 Left padding puts every prompt's last token in the last column, so a batch decodes in lockstep; the attention mask
 (built from lengths by the processor) gives each sample the positions it would have alone. Batched answers therefore
-equal one-at-a-time answers, exactly in float32 (`tests/test_evaluation_generation.py`); in bf16 on GPU, padding can
+equal one-at-a-time answers, exactly in float32 (`tests/unit/test_evaluation_generation.py`); in bf16 on GPU, padding can
 change the rounding and so, rarely, a near-tied greedy choice.
 
 The blank-image control asks the same model the same question with every image replaced by a plain grey square. The

@@ -1,7 +1,7 @@
 """Parameter counts of a run, exact: the model is built on the meta device from its config (no weights, no memory),
 frozen by the same code as training (`freeze_parts`), and its LoRA adapters counted on the linear layers the run's
 `lora_config` matches: `r * (in + out)` each (plus `out` for DoRA's magnitude), which is what PEFT adds
-(`tests/test_plan.py` checks it against PEFT).
+(`tests/unit/test_plan.py` checks it against PEFT).
 """
 
 from dataclasses import dataclass
