@@ -4,7 +4,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from ..unit.test_data_reproduction_fixtures import SMALL, load
+from ..unit.test_fixtures_reproduction import SMALL, load
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
