@@ -77,7 +77,6 @@ def printable(text: str) -> str:
     return " ".join("".join(char for char in text if char.isprintable()).split())
 
 
-@pytest.mark.slow
 def test_upload_a_photo_and_read_the_answers(app_url, tiny_checkpoint, synthetic_catalogue, tmp_path):
     test_split = datasets.load_from_disk(str(synthetic_catalogue))["test"]
     photo = tmp_path / "my-photo.jpg"

@@ -49,7 +49,6 @@ def evaluations(history: list[dict], key: str) -> dict[int, float]:
     return {entry["step"]: entry[key] for entry in history if key in entry}
 
 
-@pytest.mark.slow
 def test_smoke_sft_then_pairs_then_dpo_then_one_report(short_sft_and_pairs, synthetic_catalogue, tmp_path):
     catalogue = synthetic_catalogue
     (sft, pairs), dpo, report = short_sft_and_pairs, tmp_path / "dpo", tmp_path / "eval"
@@ -108,7 +107,6 @@ def test_smoke_sft_then_pairs_then_dpo_then_one_report(short_sft_and_pairs, synt
     assert [cell.strip() for cell in header.strip("|").split("|")][1:3] == ["sft", "dpo"]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("use_peft", [True, False], ids=["lora", "full"])
 def test_dpo_that_cannot_beat_sft_says_so_and_saves_its_best_checkpoint_not_its_last(
     short_sft_and_pairs, tmp_path, use_peft

@@ -73,7 +73,6 @@ def inputs(tiny_checkpoint):
     return processor([build_prompt(processor, prompt_messages())] * 2, images=images, padding_side="left")
 
 
-@pytest.mark.slow
 def test_qlora_trains_and_saves_an_adapter_over_the_4bit_base(qlora_run, tiny_checkpoint, inputs):
     state = json.loads((qlora_run / "trainer_state.json").read_text())
     logs = [entry for entry in state["log_history"] if "loss" in entry]
@@ -99,7 +98,6 @@ def test_qlora_trains_and_saves_an_adapter_over_the_4bit_base(qlora_run, tiny_ch
     assert (logits(adapted, inputs) - logits(full_precision, inputs)).abs().max() > 1e-2  # NF4 rounding matters
 
 
-@pytest.mark.slow
 def test_evaluate_runs_the_adapter_on_the_4bit_base(qlora_run, synthetic_catalogue, tmp_path, monkeypatch):
     output_dir = tmp_path / "eval"
     argv = [
@@ -115,7 +113,6 @@ def test_evaluate_runs_the_adapter_on_the_4bit_base(qlora_run, synthetic_catalog
     assert len(predictions) == 4 and all(json.loads(line)["predictions"]["qlora"]["answer"] for line in predictions)
 
 
-@pytest.mark.slow
 def test_merge_gives_the_4bit_model_with_the_adapter_in_full_precision(qlora_run, tmp_path, monkeypatch, capsys):
     output_dir = tmp_path / "merged"
     monkeypatch.setattr(sys, "argv", ["merge_lora.py", "--adapter", str(qlora_run), "--output_dir", str(output_dir)])

@@ -74,7 +74,6 @@ def run_command(command: Command, workspace: Path, stand_ins, monkeypatch, capsy
 RUNS = runs_by_document()
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("document", sorted(RUNS))
 def test_documented_commands_run(document, stand_ins, tmp_path, monkeypatch, capsys):
     """The document's runnable commands, in order, in one fresh working directory: a later command reads what an

@@ -26,7 +26,6 @@ from tests.recipe_runs import (
 )
 
 
-pytestmark = pytest.mark.slow
 ALL_RECIPES = sorted(RECIPES.rglob("*.yaml"))  # every subfolder: a new recipe file is tested by existing
 TOWER = "model.vision_embed_tokens.img_processor."
 # What each switch freezes, by the Cookbook's and our own definitions (phi3v_spec.md: `vision_embed_tokens` holds the

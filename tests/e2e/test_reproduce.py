@@ -27,7 +27,6 @@ def reproduce(*args, check=True):
     )
 
 
-@pytest.mark.slow
 def test_a_trainer_that_cannot_be_built_stops_before_the_base_evaluation(tmp_path, tiny_checkpoint):
     fixtures = tmp_path / "fixtures"
     make_reproduction_fixtures(fixtures, num_rows={"hateful_memes": 24})
@@ -45,7 +44,6 @@ def test_a_trainer_that_cannot_be_built_stops_before_the_base_evaluation(tmp_pat
     assert not (report_dir / "before").exists() and not output_dir.exists()  # no evaluation spent, nothing written
 
 
-@pytest.mark.slow
 def test_hateful_memes_row_on_the_fixtures(tmp_path, tiny_checkpoint):
     fixtures = tmp_path / "fixtures"
     make_reproduction_fixtures(fixtures, num_rows={"hateful_memes": 96})

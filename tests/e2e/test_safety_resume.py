@@ -12,8 +12,6 @@ from ..conftest import built_once
 from ..safety_helpers import output_of, run_script, tree_digest
 
 
-pytestmark = pytest.mark.slow
-
 # Batches of 2 keep the run inside its first epoch, where the length-grouped order is reproducible on resume.
 OVERRIDES = ["--max_steps", "12", "--save_steps", "4", "--logging_steps", "2", "--eval_strategy", "no"]
 OVERRIDES += ["--per_device_train_batch_size", "2", "--save_total_limit", "5"]

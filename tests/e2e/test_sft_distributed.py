@@ -22,7 +22,6 @@ import phi3v  # noqa: F401
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
 
 
 @pytest.mark.parametrize("config_name", ["multi_gpu", "zero2", "zero3"])

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 import datasets
-import pytest
 
 import phi3v  # noqa: F401
 from phi3v.tasks.catalogue import AnswerTemplate
@@ -27,7 +26,6 @@ def run(*args: str) -> subprocess.CompletedProcess:
     return result
 
 
-@pytest.mark.slow
 def test_a_custom_template_trains_evaluates_and_builds_pairs(synthetic_catalogue, tiny_checkpoint, tmp_path):
     sft, report, pairs = tmp_path / "sft", tmp_path / "eval", tmp_path / "pairs"
     run("scripts/sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint),

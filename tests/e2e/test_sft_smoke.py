@@ -24,7 +24,6 @@ from ..conftest import built_once
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-pytestmark = pytest.mark.slow
 
 
 def sft_command(checkpoint, catalogue, output_dir, *overrides) -> list[str]:
