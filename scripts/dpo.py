@@ -75,7 +75,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     setup_logging(training_args, script_args, model_args)
     check_model_path(model_args.model_name_or_path, model_args.base_model)
     check_local_path(script_args.dataset_name, "Dataset")
-    checkpoint = start_or_resume(training_args, script_args, model_args, script="scripts/dpo.py")
+    run_start = start_or_resume(training_args, script_args, model_args, script="scripts/dpo.py")
 
     ################
     # Preference pairs: checked before the model loads
@@ -146,7 +146,8 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # Training loop
     ###############
     logger.info("*** Train ***")
-    train_result = trainer.train(resume_from_checkpoint=checkpoint)
+    run_start.prepare(training_args)  # output_dir changes only now: a start that failed earlier left it as it was
+    train_result = trainer.train(resume_from_checkpoint=run_start.resume_from_checkpoint)
     metrics = train_result.metrics
     metrics["train_samples"] = len(train_dataset)
     trainer.log_metrics("train", metrics)

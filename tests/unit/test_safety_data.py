@@ -90,3 +90,15 @@ def test_dpo_pairs_over_max_length_are_dropped_with_a_count(tiny_checkpoint, syn
     assert len(kept) == 5 and kept["product_code"] == [pair["product_code"] for pair in pairs[1:]]
     assert f"Dropped 1 of 6 rows longer than max_length={limit}" in caplog.text
     assert lengths[0] == max(lengths) > limit
+
+
+def test_a_start_that_fails_on_its_data_leaves_no_run_behind(tiny_checkpoint, synthetic_catalogue, tmp_path):
+    """The output directory is decided on first but written only when training starts: the corrected command is a new
+    run, not "another run" refused by the failed start's `run_config.json`."""
+    output_dir = tmp_path / "run"
+    result = sft(tiny_checkpoint, synthetic_catalogue, output_dir, "--dataset_test_split", "valid")
+    assert result.returncode != 0 and "no split 'valid'" in output_of(result)
+    assert not output_dir.exists()
+    corrected = sft(tiny_checkpoint, synthetic_catalogue, output_dir, "--eval_strategy", "no", "--save_strategy", "no")
+    assert corrected.returncode == 0, output_of(corrected)[-3000:]
+    assert (output_dir / "run_config.json").is_file() and (output_dir / "model.safetensors").is_file()

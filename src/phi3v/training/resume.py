@@ -1,6 +1,8 @@
 """Start or resume a training run in `output_dir`, never silently mixing two runs, checked before the model loads.
 
-A run records what defines it in `output_dir/run_config.json` when it starts: every parsed argument of the recipe
+The decision comes first and writes nothing; when the run starts training (its data, model and trainer ready), it
+records what defines it in `output_dir/run_config.json`, so a start that fails earlier leaves no trace that would
+refuse the corrected command. Recorded: every parsed argument of the recipe
 (model, dataset, question and answer template, LoRA, optimiser, schedule, batch sizes, epochs/steps, seed, max_length,
 num_crops, ...) except those in `NOT_PART_OF_THE_RUN` and `NOT_PART_OF_THE_RUN_PREFIXES`: where and how often it logs,
 evaluates and saves, what it reports to, and how it runs (processes, device, attention kernel, activation
@@ -25,7 +27,7 @@ weights are there. A LoRA checkpoint (adapter weights) never resumes a full fine
 
 import json
 import re
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, is_dataclass
 from pathlib import Path
 
 from transformers import TrainingArguments
@@ -155,12 +157,46 @@ def find_checkpoints(output_dir: str | Path) -> tuple[Path | None, dict[Path, st
     return None, skipped
 
 
-def start_or_resume(training_args: TrainingArguments, script_args, model_args, script: str = "phi3v") -> str | None:
-    """Decides, before anything loads, whether this run starts fresh or resumes, and prepares `output_dir`.
+@dataclass
+class RunStart:
+    """What `start_or_resume` decided: the checkpoint to resume from, and how to prepare `output_dir` for it.
 
-    Refusals raise `OutputPathError` naming the directory and the way out, on every process alike. Then the main
-    process deletes an old run (`--overwrite_output_dir true`), marks `output_dir` as this project's and records the
-    run in `run_config.json`, and prints which checkpoint the run resumes from. With `check_only` it only decides.
+    Nothing is written until `prepare` runs, right before training: a start that fails on its data, its model or its
+    trainer leaves `output_dir` as it was (no `run_config.json` that would refuse the corrected command).
+    """
+
+    output_dir: Path
+    checkpoint: Path | None
+    config: dict
+    notices: list[str]
+    delete_old_run: bool
+    script: str
+
+    @property
+    def resume_from_checkpoint(self) -> str | None:
+        """The checkpoint for `Trainer.train(resume_from_checkpoint=...)`, or `None` for a fresh start."""
+        return None if self.checkpoint is None else str(self.checkpoint)
+
+    def prepare(self, training_args: TrainingArguments) -> None:
+        """The main process deletes an old run (`--overwrite_output_dir true`), marks `output_dir` as this project's,
+        records the run in `run_config.json` and prints which checkpoint it resumes from; the others wait."""
+        with training_args.main_process_first(local=False, desc="deciding whether to resume"):
+            pass  # every process has decided before the main process changes anything
+        with training_args.main_process_first(local=False, desc="preparing output_dir"):
+            if training_args.process_index == 0:
+                if self.delete_old_run:
+                    empty_output_dir(self.output_dir)
+                mark_output_dir(self.output_dir, TRAINING_KIND, self.script)
+                (self.output_dir / RUN_CONFIG_NAME).write_text(json.dumps(self.config, indent=2) + "\n")
+                for notice in self.notices:
+                    print(notice, flush=True)
+
+
+def start_or_resume(training_args: TrainingArguments, script_args, model_args, script: str = "phi3v") -> RunStart:
+    """Decides, before anything loads, whether this run starts fresh or resumes; changes nothing.
+
+    Refusals raise `OutputPathError` naming the directory and the way out, on every process alike. The returned
+    [`RunStart`] prepares `output_dir` when the run is about to train (`RunStart.prepare`).
 
     Args:
         training_args ([`~transformers.TrainingArguments`]): `output_dir` and `resume_from_checkpoint` are read.
@@ -169,7 +205,7 @@ def start_or_resume(training_args: TrainingArguments, script_args, model_args, s
         script (`str`, *optional*): the script, recorded in the output directory's marker.
 
     Returns:
-        `str` or `None`: the checkpoint to pass to `Trainer.train(resume_from_checkpoint=...)`.
+        [`RunStart`]: the decision.
     """
     output_dir = Path(training_args.output_dir)
     overwrite = getattr(script_args, "overwrite_output_dir", False)
@@ -177,20 +213,7 @@ def start_or_resume(training_args: TrainingArguments, script_args, model_args, s
     inputs = [getattr(model_args, name, None) for name in ("model_name_or_path", "base_model")]
     check_not_an_input(output_dir, [*inputs, script_args.dataset_name])
     checkpoint, notices, delete_old_run = _decide(output_dir, training_args, config, overwrite, model_args.use_peft)
-    if getattr(script_args, "check_only", False):  # a check run decides, and changes nothing
-        return None if checkpoint is None else str(checkpoint)
-
-    with training_args.main_process_first(local=False, desc="deciding whether to resume"):
-        pass  # every process has decided before the main process changes anything
-    with training_args.main_process_first(local=False, desc="preparing output_dir"):
-        if training_args.process_index == 0:
-            if delete_old_run:
-                empty_output_dir(output_dir)
-            mark_output_dir(output_dir, TRAINING_KIND, script)
-            (output_dir / RUN_CONFIG_NAME).write_text(json.dumps(config, indent=2) + "\n")
-            for notice in notices:
-                print(notice, flush=True)
-    return None if checkpoint is None else str(checkpoint)
+    return RunStart(output_dir, checkpoint, config, notices, delete_old_run, script)
 
 
 def _decide(output_dir: Path, training_args, config: dict, overwrite: bool, use_peft: bool):
