@@ -37,11 +37,20 @@ class OutputPathError(ExistingPathError):
 
 def output_kind(path: str | Path) -> str | None:
     """The kind of project output a directory holds (from its marker), or `None` when it is not this project's."""
-    path = Path(path)
-    marker = path / MARKER_NAME
+    return _marker_field(path, "kind")
+
+
+def output_writer(path: str | Path) -> str | None:
+    """The script that wrote a project output directory (its marker's `written_by`), or `None` when unknown."""
+    writer = _marker_field(path, "written_by")
+    return None if writer == "unknown" else writer
+
+
+def _marker_field(path: str | Path, field: str) -> str | None:
+    marker = Path(path) / MARKER_NAME
     if marker.is_file():
         try:
-            return json.loads(marker.read_text()).get("kind", "unknown")
+            return json.loads(marker.read_text()).get(field, "unknown")
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             return "unknown"
     return None

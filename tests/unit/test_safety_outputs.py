@@ -105,3 +105,29 @@ def test_merge_lora_make_tiny_model_and_prepare_dataset_refuse_what_they_did_not
     prepared = run_script_here("prepare_dataset.py", "--source", table, "--output_dir", table_dir, "--overwrite")
     assert_refused(prepared, f"Output {table_dir} overlaps the input {table}")
     assert tree_digest(table_dir) == before
+
+
+def test_sft_and_dpo_never_resume_or_save_over_each_others_run(synthetic_catalogue, tiny_checkpoint, tmp_path):
+    """A DPO output is a training run too, but of another script: sft.py refuses it (implicitly or through
+    --resume_from_checkpoint), and so does dpo.py an SFT run; --overwrite_output_dir true is the way to replace it."""
+    from phi3v.outputs import mark_output_dir
+
+    dpo_run = mark_output_dir(tmp_path / "dpo-run", "training", "scripts/dpo.py")
+    (dpo_run / "run_config.json").write_text("{}")
+    checkpoint = dpo_run / "checkpoint-10"
+    checkpoint.mkdir()
+    for name in ("trainer_state.json", "adapter_model.safetensors", "adapter_config.json"):
+        (checkpoint / name).write_text('{"global_step": 10}')
+    before = tree_digest(dpo_run)
+    sft_args = ["recipes/smoke/sft-full.yaml", "--model_name_or_path", tiny_checkpoint]
+    sft_args += ["--dataset_name", synthetic_catalogue, "--output_dir", dpo_run]
+    assert_refused(run_script_here("sft.py", *sft_args), "holds a run of scripts/dpo.py, not of scripts/sft.py")
+    other_dir = ["--output_dir", tmp_path / "elsewhere", "--resume_from_checkpoint", checkpoint]
+    assert_refused(run_script_here("sft.py", *sft_args, *other_dir), "is a checkpoint of scripts/dpo.py")
+    assert tree_digest(dpo_run) == before
+
+    sft_run = mark_output_dir(tmp_path / "sft-run", "training", "scripts/sft.py")
+    (sft_run / "run_config.json").write_text("{}")
+    dpo_args = ["recipes/smoke/dpo-lora.yaml", "--model_name_or_path", tiny_checkpoint, "--output_dir", sft_run]
+    dpo_args += ["--dataset_name", synthetic_catalogue]
+    assert_refused(run_script_here("dpo.py", *dpo_args), "holds a run of scripts/sft.py, not of scripts/dpo.py")

@@ -41,6 +41,7 @@ from phi3v.outputs import (
     empty_output_dir,
     mark_output_dir,
     output_kind,
+    output_writer,
     user_entries,
 )
 
@@ -212,11 +213,13 @@ def start_or_resume(training_args: TrainingArguments, script_args, model_args, s
     config = run_config(script_args, training_args, model_args)
     inputs = [getattr(model_args, name, None) for name in ("model_name_or_path", "base_model")]
     check_not_an_input(output_dir, [*inputs, script_args.dataset_name])
-    checkpoint, notices, delete_old_run = _decide(output_dir, training_args, config, overwrite, model_args.use_peft)
+    checkpoint, notices, delete_old_run = _decide(
+        output_dir, training_args, config, overwrite, model_args.use_peft, script
+    )
     return RunStart(output_dir, checkpoint, config, notices, delete_old_run, script)
 
 
-def _decide(output_dir: Path, training_args, config: dict, overwrite: bool, use_peft: bool):
+def _decide(output_dir: Path, training_args, config: dict, overwrite: bool, use_peft: bool, script: str):
     """(checkpoint to resume from, lines to print, whether to delete the old run); raises on a refusal."""
     if output_dir.exists() and not output_dir.is_dir():
         raise OutputPathError(f"output_dir {output_dir} is a file; choose a directory path.")
@@ -237,8 +240,21 @@ def _decide(output_dir: Path, training_args, config: dict, overwrite: bool, use_
             "--output_dir."
         )
 
+    writer = output_writer(output_dir) if entries else None
+    if writer is not None and writer != script and not overwrite:
+        # An SFT run and a DPO run train different things: one never resumes, or saves over, the other's checkpoints.
+        raise OutputPathError(
+            f"output_dir {output_dir} holds a run of {writer}, not of {script}; it is neither resumed nor added to. "
+            f"Choose another --output_dir (or pass --overwrite_output_dir true to delete that run)."
+        )
     if explicit is not None:
         problem = checkpoint_problem(explicit)
+        checkpoint_writer = output_writer(Path(explicit).parent)
+        if checkpoint_writer is not None and checkpoint_writer != script:
+            raise OutputPathError(
+                f"--resume_from_checkpoint {explicit} is a checkpoint of {checkpoint_writer}, not of {script}: a run "
+                "resumes only its own script's checkpoints. Start from that model with --model_name_or_path instead."
+            )
         if problem is not None:
             raise MissingPathError(f"Cannot resume from --resume_from_checkpoint {explicit}: {problem}.")
         _check_same_method(Path(explicit), use_peft)
