@@ -24,7 +24,8 @@ training and both evaluations). Offline, on the fixtures of `scripts/make_reprod
 
 `--report_dir` receives `eval_set/` (the evaluation items as conversations: the Cookbook's first-turn prompt and all
 reference answers), `before/` and `after/` (scripts/evaluate.py's outputs), `predictions.jsonl` (each item's answers
-and Cookbook scores before and after), `reproduction.json` and `report.md`.
+and Cookbook scores before and after), `reproduction.json` and `report.md`. A non-empty `--report_dir` is refused;
+`--overwrite` replaces an earlier reproduction there, never a directory this project did not write.
 """
 
 import argparse
@@ -41,7 +42,8 @@ from trl import SFTConfig, TrlParser
 from phi3v.arguments import ScriptArgumentParser, check_flag
 from phi3v.checks import positive_int
 from phi3v.data.loading import load_splits
-from phi3v.errors import ExistingPathError, UsageError, UserError, run_script
+from phi3v.errors import UsageError, UserError, run_script
+from phi3v.outputs import check_output_dir, prepare_output_dir
 from phi3v.tasks import PUBLISHED, TASKS
 from phi3v.tasks.reproduction import (
     Reproduction,
@@ -55,6 +57,7 @@ from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
 
 SCRIPTS = Path(__file__).resolve().parent
 EVAL_SPLIT_NAME = "test"
+REPRODUCTION_KIND = "reproduction"
 
 
 @dataclass
@@ -82,7 +85,9 @@ class ReproduceArguments:
         default=shlex.quote(sys.executable),
         metadata={"help": "Command that runs scripts/evaluate.py (default: this Python)."},
     )
-    overwrite: bool = field(default=False, metadata={"help": "Write into a non-empty --report_dir."})
+    overwrite: bool = field(
+        default=False, metadata={"help": "Replace an earlier reproduction in --report_dir (never anything else)."}
+    )
 
     def __post_init__(self):
         check_flag("eval_limit", self.eval_limit, positive_int)
@@ -146,8 +151,9 @@ def main(args: ReproduceArguments, positional: argparse.Namespace, sft_args: lis
     script_args, training_args, model_args = parse_recipe(parser, [str(recipe), *sft_args])
     report_dir = Path(args.report_dir or f"{training_args.output_dir}-reproduction")
     args.report_dir = str(report_dir)
-    if report_dir.is_dir() and any(report_dir.iterdir()) and not args.overwrite:
-        raise ExistingPathError(f"{report_dir} is not empty; pass --overwrite to write into it.")
+    # The report directory follows the other scripts' output rules: --overwrite replaces only an earlier reproduction.
+    inputs = [model_args.model_name_or_path, script_args.dataset_name, args.eval_dataset]
+    check_output_dir(report_dir, args.overwrite, inputs, kind=REPRODUCTION_KIND)
     wandb = "wandb" in training_args.report_to
     dtype = model_args.dtype if model_args.dtype in ("float32", "bfloat16", "float16") else "auto"
 
@@ -165,6 +171,7 @@ def main(args: ReproduceArguments, positional: argparse.Namespace, sft_args: lis
         rows_asked = rows_asked.select(range(min(args.eval_limit, len(rows_asked))))
     eval_set = eval_conversations(task, rows_asked)
     eval_set = eval_set.add_column("id", [str(index) for index in range(len(eval_set))])
+    prepare_output_dir(report_dir, args.overwrite, inputs, kind=REPRODUCTION_KIND, written_by="scripts/reproduce.py")
     datasets.DatasetDict({EVAL_SPLIT_NAME: eval_set}).save_to_disk(str(report_dir / "eval_set"))
     references = eval_set["references"]
 

@@ -19,9 +19,18 @@ def test_refuses_a_recipe_that_is_not_a_published_row(tmp_path):
 
 def test_refuses_a_report_dir_in_use(tmp_path):
     (tmp_path / "report").mkdir()
-    (tmp_path / "report" / "mine.txt").write_text("keep")
-    result = run_script_here(
-        "reproduce.py", "recipes/cookbook/hateful-memes/sft-full.yaml", "--report_dir", tmp_path / "report", *TINY_CPU
-    )
+    (tmp_path / "report" / "report.md").write_text("my own report")
+    recipe = "recipes/cookbook/hateful-memes/sft-full.yaml"
+    result = run_script_here("reproduce.py", recipe, "--report_dir", tmp_path / "report", *TINY_CPU)
     assert result.returncode != 0 and "is not empty" in result.stderr
-    assert (tmp_path / "report" / "mine.txt").read_text() == "keep"
+    # --overwrite replaces an earlier reproduction only: never a user's own files, nor another kind of output.
+    result = run_script_here("reproduce.py", recipe, "--report_dir", tmp_path / "report", "--overwrite", *TINY_CPU)
+    assert result.returncode != 0 and "was not written by this project" in result.stderr
+    assert (tmp_path / "report" / "report.md").read_text() == "my own report"
+    from phi3v.outputs import mark_output_dir
+
+    evaluation = mark_output_dir(tmp_path / "evaluation", "evaluation", "scripts/evaluate.py")
+    (evaluation / "report.md").write_text("an evaluation")
+    result = run_script_here("reproduce.py", recipe, "--report_dir", evaluation, "--overwrite", *TINY_CPU)
+    assert result.returncode != 0 and "holds this project's evaluation output" in result.stderr
+    assert (evaluation / "report.md").read_text() == "an evaluation"
