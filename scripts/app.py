@@ -11,7 +11,8 @@ then open http://127.0.0.1:7860. Several models (full, merged, or LoRA adapters 
 
 `--task free` lets the question be edited and shows raw answers only; `catalogue` keeps the trained question and also
 shows the fields read from each answer with the model's answer template. Both default to what the first model was
-trained for (`phi3v_task.json`): a catalogue model gets `catalogue`, its question and template; any other `free`. The page binds to 127.0.0.1; pass
+trained for (`phi3v_task.json`): a catalogue model gets `catalogue`, its question and template; any other model its
+own task, whose question can be edited, as with `free`. The page binds to 127.0.0.1; pass
 `--host 0.0.0.0` to reach it from other machines (anyone who can reach it can run the models).
 """
 

@@ -109,9 +109,14 @@ class Task:
         Raises:
             `ValueError`: for no items, or a different number of answers.
         """
-        _check_answers(items, answers)
+        check_answers(items, answers)
         scores = [self.item_scores(answer, item) for answer, item in zip(answers, items, strict=True)]
         return {"num_samples": len(items)} | {name: float(np.mean([s[name] for s in scores])) for name in scores[0]}
+
+    def scores(self, items: Sequence[Mapping], answers: Sequence[str]) -> dict[str, float]:
+        """`metrics` as logged during training: the metrics that have a value, without `num_samples`."""
+        metrics = self.metrics(items, answers)
+        return {name: float(value) for name, value in metrics.items() if name != "num_samples" and value is not None}
 
     def rewards(self, answer: str, item: Mapping) -> dict[str, float]:
         """The reward of one answer for reinforcement learning, by component, each in [0, 1]."""
@@ -173,6 +178,7 @@ def conversation_items(
     return items
 
 
-def _check_answers(items: Sequence[Mapping], answers: Sequence[str]) -> None:
+def check_answers(items: Sequence[Mapping], answers: Sequence[str]) -> None:
+    """Raises `ValueError` unless there is one answer per item, and at least one."""
     if len(answers) != len(items) or not answers:
         raise ValueError(f"Got {len(answers)} answers for {len(items)} items; need as many, at least one.")

@@ -46,8 +46,5 @@ class PredictionsTableCallback(TrainerCallback):
         for item, answer in zip(items, answers, strict=True):
             image = wandb.Image(load_image(item["images"][0])) if item["images"] else None
             table.add_data(image, item["references"][0], answer, *task.table_cells(item, answer))
-        metrics = {"eval/predictions": table, "train/global_step": state.global_step}
-        for name, value in task.metrics(items, answers).items():
-            if name != "num_samples" and value is not None:
-                metrics[f"eval/predictions_{name}"] = value
-        wandb.log(metrics)
+        scores = {f"eval/predictions_{name}": value for name, value in task.scores(items, answers).items()}
+        wandb.log({"eval/predictions": table, **scores, "train/global_step": state.global_step})

@@ -46,5 +46,4 @@ class GenerationValidation:
 
     def __call__(self, model, step: int | None = None) -> dict[str, float]:
         """The task's metrics of `model`'s greedy answers: those that have a value, `num_samples` left out."""
-        metrics = self.task.metrics(self.items, self.generate(model, step))
-        return {name: float(value) for name, value in metrics.items() if name != "num_samples" and value is not None}
+        return self.task.scores(self.items, self.generate(model, step))

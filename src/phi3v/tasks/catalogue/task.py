@@ -10,7 +10,7 @@ from phi3v.data.image_columns import undecoded
 from phi3v.errors import DataError
 from phi3v.text_metrics import normalised_edit_similarity
 
-from ..base import Task
+from ..base import Task, check_answers
 from ..config import TaskConfig
 from .answers import PRICE_FIELD, AnswerTemplate, format_price, prompt_messages
 from .metrics import CATEGORY_FIELD, answer_errors, baseline_metrics, same_text, score_catalogue
@@ -92,8 +92,7 @@ class CatalogueTask(Task):
 
     def metrics(self, items: Sequence[Mapping], answers: Sequence[str]) -> dict[str, float | int | None]:
         """`score_catalogue`'s metrics (`phi3v.tasks.catalogue.metrics`)."""
-        if len(answers) != len(items) or not answers:
-            raise ValueError(f"Got {len(answers)} answers for {len(items)} items; need as many, at least one.")
+        check_answers(items, answers)
         truths = [self.truth(item) for item in items]
         return score_catalogue(truths, [self.parse(answer) for answer in answers], self.answer_fields)
 
