@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from peft import PeftConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoProcessor
+from transformers.utils import CONFIG_NAME, cached_file
 
 from phi3v.checks import check_local_path, looks_like_local_path
 from phi3v.errors import MissingPathError, UsageError
@@ -85,6 +86,29 @@ def load_merged(path: str | Path, **model_kwargs):
     return PeftModel.from_pretrained(base, path).merge_and_unload()
 
 
+def check_hub_model(repo_id: str, what: str = "Model") -> None:
+    """Checks that a Hub id gives a checkpoint or an adapter, fetching only its small config (from the cache when
+    offline), so a typo or an unreachable Hub is one line before anything loads rather than a traceback later.
+
+    Args:
+        repo_id (`str`): the Hub id.
+        what (`str`, *optional*, defaults to `"Model"`): what it is, for the message.
+
+    Raises:
+        `MissingPathError`: with the Hub's own reason (no such repository, no access, no connection and no cache).
+    """
+    try:
+        cached_file(repo_id, CONFIG_NAME)
+    except OSError as error:  # transformers' message names the repository and the reason
+        try:
+            cached_file(repo_id, ADAPTER_CONFIG_NAME)  # an adapter repository has no config.json
+        except OSError:
+            reason = " ".join(str(error).split())
+            raise MissingPathError(
+                f"{what} {repo_id} is not a local path, and the Hub did not give it: {reason}"
+            ) from None
+
+
 def check_model_path(path: str | Path, base_model: str | None = None, what: str = "Model") -> None:
     """Checks, before anything loads, that a model path exists and, for an adapter, that its base does.
 
@@ -106,6 +130,7 @@ def check_model_path(path: str | Path, base_model: str | None = None, what: str 
             raise UsageError(f"{what} {path} is a file; give the checkpoint's directory or a Hub id.")
         if base_model:
             raise UsageError(f"--base_model is for a LoRA adapter directory, and {what.lower()} {path} is not one.")
+        check_hub_model(str(path), what)
         return
     if is_adapter_dir(path):
         if base_model:
@@ -121,6 +146,8 @@ def check_model_path(path: str | Path, base_model: str | None = None, what: str 
                 f"{what} {path} is a LoRA adapter whose base model {base} (base_model_name_or_path in "
                 f"{Path(path) / ADAPTER_CONFIG_NAME}) {state}; pass --base_model with the base checkpoint's path."
             )
+        if not looks_like_local_path(base):
+            check_hub_model(base, f"The base of {what.lower()} {path}")
         return
     if base_model:
         raise UsageError(
