@@ -1,5 +1,5 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install browser demo demo-dpo demo-reproduce app test test-fast quality style clean
+.PHONY: install install-lmms browser demo demo-dpo demo-reproduce demo-forgetting app test test-fast test-lmms quality style clean
 
 PYTHON ?= python3
 # One torch (OpenMP) thread per process unless the environment says otherwise: tiny models gain nothing from more, and
@@ -19,6 +19,24 @@ $(INSTALLED): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(INSTALLED)
+
+# lmms-eval for the model cards' benchmarks (scripts/forgetting.py) in .venv-lmms, a virtual environment layered over
+# .venv: a .pth file puts .venv's packages (the pinned stack) behind its own, which are only lmms-eval, installed
+# without its dependencies (it pins wandb==0.25.0 against our 0.31.0), and the `lmms` extra, what it imports beyond
+# the stack. .venv itself is left as it is. About a minute from PyPI (README, "Benchmarks").
+VENV_LMMS := .venv-lmms
+LMMS_INSTALLED := $(VENV_LMMS)/.installed
+
+install-lmms: $(LMMS_INSTALLED)
+
+$(LMMS_INSTALLED): $(INSTALLED)
+	test -x $(VENV_LMMS)/bin/python || $(PY) -m venv --without-pip $(VENV_LMMS)
+	$(PY) -c "import sysconfig; print(f'import site; site.addsitedir({sysconfig.get_path(\"purelib\")!r})')" \
+		> "$$($(VENV_LMMS)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/phi3v_stack.pth"
+	$(VENV_LMMS)/bin/python -m pip install --quiet --no-deps lmms-eval==0.7.3
+	$(VENV_LMMS)/bin/python -m pip install --quiet -e ".[lmms]" 2>&1 | grep -v -e "lmms-eval 0.7.3 requires" -e "resolver does not currently" || true
+	$(VENV_LMMS)/bin/python -c "import lmms_eval.evaluator, filelock._api"
+	touch $(LMMS_INSTALLED)
 
 # The embedded default: tiny random Phi-3-V, synthetic catalogue, SFT on CPU, evaluation against the baselines.
 demo: install
@@ -69,6 +87,15 @@ demo-reproduce: install
 		$(REPRODUCE_CPU) --num_train_epochs 12 --output_dir outputs/reproduce-nlvr2/model
 	@echo "Reports: outputs/reproduce-{docvqa,hateful-memes,nlvr2}/report.md (predictions.jsonl, reproduction.json)"
 
+# The model cards' benchmarks through lmms-eval, offline: the tiny model before and after the smoke SFT on fixtures of
+# POPE, ChartQA, TextVQA and AI2D in their Hub layouts (about a minute once the demo's model exists).
+demo-forgetting: install-lmms
+	test -d outputs/demo || $(MAKE) demo
+	test -d data/benchmarks || $(PY) scripts/make_benchmark_fixtures.py --output_dir data/benchmarks
+	$(VENV_LMMS)/bin/python scripts/forgetting.py --base outputs/tiny-phi3v --fine_tuned smoke=outputs/demo \
+		--tasks pope chartqa textvqa_val ai2d --data_dir data/benchmarks --card phi-3-vision-128k-instruct \
+		--num_crops 1 --output_dir outputs/forgetting-demo --overwrite
+
 # Debian's Chromium for the browser tests (tests/e2e/test_app_browser.py, tests/e2e/test_html_report.py), installed when missing
 # and apt-get can run (as root, or with sudo without a password). Never fails: without it those tests skip, saying why.
 browser:
@@ -93,6 +120,10 @@ test: install browser
 test-fast: install
 	$(VENV)/bin/pytest --numprocesses auto tests/unit
 
+# The lmms-eval tests (tests/unit/test_benchmarks_lmms.py), which `make test` skips without lmms-eval, in .venv-lmms.
+test-lmms: install-lmms
+	$(VENV_LMMS)/bin/python -m pytest tests/unit/test_benchmarks_lmms.py tests/unit/test_benchmarks_report.py
+
 quality: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
@@ -104,4 +135,4 @@ style: install
 clean:
 	rm -rf outputs/tiny-phi3v outputs/demo outputs/demo-eval outputs/demo-sft-short outputs/demo-preferences \
 		outputs/demo-dpo outputs/demo-dpo-eval data/synthetic outputs/reproduce-docvqa outputs/reproduce-hateful-memes \
-		outputs/reproduce-nlvr2 data/reproduction
+		outputs/reproduce-nlvr2 data/reproduction outputs/forgetting-demo data/benchmarks
