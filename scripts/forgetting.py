@@ -36,7 +36,9 @@ from pathlib import Path
 from accelerate import PartialState
 
 from phi3v.arguments import OutputArguments, ScriptArgumentParser, check_flag
-from phi3v.benchmarks.published import CARD_CHECKPOINTS, CARDS, PUBLISHED_BENCHMARKS
+from phi3v.benchmarks.forgetting import forgetting_rows, log_to_wandb, write_report
+from phi3v.benchmarks.plugin import MODEL_NAME
+from phi3v.benchmarks.published import CARD_CHECKPOINTS, CARDS, PUBLISHED_BENCHMARKS, check_tasks
 from phi3v.checks import DTYPES, existing_path, positive_int, torch_device
 from phi3v.errors import UsageError, run_script
 from phi3v.inference.loading import check_model_path, parse_model_specs, root_checkpoint
@@ -82,12 +84,6 @@ class ForgettingArguments:
 
 
 def main(args: ForgettingArguments, output: OutputArguments) -> None:
-    # lmms-eval is imported here, after the arguments parsed, so `--help` and argument errors work without it.
-    from phi3v.benchmarks.forgetting import forgetting_rows, log_to_wandb, write_report
-    from phi3v.benchmarks.local_tasks import local_task_manager, write_local_tasks
-    from phi3v.benchmarks.plugin import MODEL_NAME
-    from phi3v.benchmarks.runs import check_tasks, evaluate_model
-
     ################
     # Cheap checks first: models, tasks, card, output directory
     ################
@@ -100,6 +96,15 @@ def main(args: ForgettingArguments, output: OutputArguments) -> None:
     card = args.card or CARD_CHECKPOINTS.get(root_checkpoint(args.base))
     inputs = [*models.values(), args.data_dir]
     check_output_dir(output.output_dir, output.overwrite, inputs, kind=REPORT_KIND)
+    try:  # lmms-eval is in .venv-lmms only: everything above runs without it
+        from phi3v.benchmarks.local_tasks import local_task_manager, write_local_tasks
+        from phi3v.benchmarks.runs import evaluate_model
+    except ModuleNotFoundError as error:
+        if error.name != "lmms_eval":
+            raise
+        raise UsageError(
+            "lmms-eval is not installed here: run `make install-lmms`, then this script with .venv-lmms/bin/python."
+        ) from None
     task_manager = None
     if args.data_dir is not None:
         tasks_dir = write_local_tasks(tasks, args.data_dir, tempfile.mkdtemp(prefix="phi3v-lmms-tasks-"))

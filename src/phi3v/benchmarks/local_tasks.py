@@ -4,7 +4,8 @@ lmms-eval loads a task's data with `datasets.load_dataset(dataset_path, dataset_
 Hub id from the task's YAML. A local copy of that Hub repository (`huggingface-cli download --repo-type dataset
 lmms-lab-encoder/POPE --local-dir DATA/lmms-lab-encoder/POPE`, or `phi3v.fixtures.benchmarks`) loads the same way
 from its directory. `write_local_tasks` writes, for each task, a YAML that includes lmms-eval's own and only replaces
-`dataset_path` with that directory (and drops `token`, which a local directory does not need): the prompts, the
+`dataset_path` with that directory (drops `token`, which a local directory does not need, and gives the converted
+data a cache of its own, beside the YAMLs): the prompts, the
 metrics and the filters stay lmms-eval's, read from its installed files. The directory is then the only task source
 of a `TaskManager` (`local_task_manager`), because lmms-eval lets its built-in tasks win over an included one of the
 same name.
@@ -69,11 +70,11 @@ def write_local_tasks(tasks: list[str], data_dir: str | Path, tasks_dir: str | P
         local = Path(data_dir) / dataset_path
         if not local.is_dir():
             raise MissingPathError(f"{local} does not exist: task {task} reads the Hub dataset {dataset_path}.")
-        overlay = {
-            "include": str(yaml_path),
-            "dataset_path": str(local.resolve()),
-            "dataset_kwargs": {k: v for k, v in (config.get("dataset_kwargs") or {}).items() if k != "token"},
-        }
+        dataset_kwargs = {key: value for key, value in (config.get("dataset_kwargs") or {}).items() if key != "token"}
+        # A cache of these tasks' own: `datasets` keys a local repository's cache by its name and file patterns, not its
+        # path or content, so a shared cache would serve another directory's (or an older) POPE.
+        dataset_kwargs["cache_dir"] = str((tasks_dir / "datasets_cache").resolve())
+        overlay = {"include": str(yaml_path), "dataset_path": str(local.resolve()), "dataset_kwargs": dataset_kwargs}
         (tasks_dir / f"{task}.yaml").write_text(yaml.safe_dump(overlay, sort_keys=False))
     return tasks_dir
 

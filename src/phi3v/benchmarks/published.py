@@ -15,6 +15,8 @@ Where lmms-eval's task differs from what the card measured, `note` says how:
 
 from dataclasses import dataclass
 
+from phi3v.errors import UsageError
+
 
 CARDS = ("phi-3-vision-128k-instruct", "phi-3.5-vision-instruct")
 CARD_CHECKPOINTS = {
@@ -140,3 +142,15 @@ PUBLISHED_BENCHMARKS = (
     ),
 )
 BENCHMARKS_BY_TASK = {benchmark.task: benchmark for benchmark in PUBLISHED_BENCHMARKS}
+
+
+def check_tasks(tasks: list[str]) -> list[str]:
+    """The tasks, each one of the cards' benchmarks (`PUBLISHED_BENCHMARKS`), without repeats.
+
+    Raises:
+        `UsageError`: naming the tasks that are not, and listing those that are.
+    """
+    unknown = [task for task in tasks if task not in BENCHMARKS_BY_TASK]
+    if unknown or not tasks:
+        raise UsageError(f"Not a benchmark of the model cards: {unknown}; choose among {sorted(BENCHMARKS_BY_TASK)}.")
+    return list(dict.fromkeys(tasks))

@@ -24,20 +24,8 @@ from lmms_eval.tasks import TaskManager
 
 from phi3v.benchmarks.lmms_model import Phi3VNative
 from phi3v.benchmarks.plugin import MODEL_NAME
-from phi3v.benchmarks.published import BENCHMARKS_BY_TASK
-from phi3v.errors import DataError, UsageError
-
-
-def check_tasks(tasks: list[str]) -> list[str]:
-    """The tasks, each one of the cards' benchmarks (`PUBLISHED_BENCHMARKS`), without repeats.
-
-    Raises:
-        `UsageError`: naming the tasks that are not, and listing those that are.
-    """
-    unknown = [task for task in tasks if task not in BENCHMARKS_BY_TASK]
-    if unknown or not tasks:
-        raise UsageError(f"Not a benchmark of the model cards: {unknown}; choose among {sorted(BENCHMARKS_BY_TASK)}.")
-    return list(dict.fromkeys(tasks))
+from phi3v.benchmarks.published import BENCHMARKS_BY_TASK, check_tasks
+from phi3v.errors import DataError
 
 
 def card_scores(results: dict, tasks: list[str]) -> dict[str, float | None]:
