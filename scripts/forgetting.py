@@ -3,7 +3,7 @@ and metrics; our native Phi-3-V) for the base model and each fine-tune, in one t
 score, whether the base reproduces the card (+-1.5 points), each fine-tune's score and what fine-tuning cost.
 
 Needs lmms-eval (`make install-lmms`, then run with `.venv-lmms/bin/python`). One H100, every card benchmark, the
-base and one LoRA adapter (each model is an estimated 1-1.5 GPU-hours; README, "Benchmarks"):
+base and one LoRA adapter (about 40 minutes of the GPU per model, an estimate; README, "Benchmarks"):
 
     accelerate launch --num_processes 1 scripts/forgetting.py --base microsoft/Phi-3-vision-128k-instruct \\
         --fine_tuned sft=outputs/phi3v-burberry --dtype bfloat16 --num_crops 16 --output_dir outputs/forgetting

@@ -1,11 +1,12 @@
 """Phi-3-V for lmms-eval: the native model of this project behind lmms-eval's model interface, registered as
 `phi3v_native` through the `lmms_eval.models` entry point (`phi3v.benchmarks.plugin`), so that
 
-    accelerate launch --num_processes 8 -m lmms_eval --model phi3v_native \\
-        --model_args pretrained=outputs/phi3v-burberry,dtype=bfloat16 --tasks pope,chartqa --batch_size 8
+    python -m lmms_eval --model phi3v_native --model_args pretrained=outputs/phi3v-burberry,dtype=bfloat16 \
+        --tasks pope,chartqa --batch_size 8
 
 evaluates any output of this project (a base checkpoint, a LoRA adapter over its base, a merged model) on lmms-eval's
-own tasks: their prompts (`doc_to_text`), images (`doc_to_visual`), generation settings and metrics.
+own tasks: their prompts (`doc_to_text`), images (`doc_to_visual`), generation settings and metrics. On 8 GPUs, the
+same arguments follow `accelerate launch --num_processes 8 -m lmms_eval`.
 
 How a request becomes a prompt, as lmms-eval's own `phi3v` model does it: each `<image>` of the task's text becomes
 `<|image_k|>` (MMMU interleaves its images this way); a text without `<image>` (or with a different number of them
