@@ -1,5 +1,6 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install install-lmms browser demo demo-dpo demo-reproduce demo-forgetting app test test-fast test-lmms quality style clean
+.PHONY: install install-lmms browser demo demo-dpo demo-reproduce demo-forgetting app test test-fast test-lmms quality \
+	style clean
 
 PYTHON ?= python3
 # One torch (OpenMP) thread per process unless the environment says otherwise: tiny models gain nothing from more, and
@@ -34,7 +35,8 @@ $(LMMS_INSTALLED): $(INSTALLED)
 	$(PY) -c "import sysconfig; print(f'import site; site.addsitedir({sysconfig.get_path(\"purelib\")!r})')" \
 		> "$$($(VENV_LMMS)/bin/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/phi3v_stack.pth"
 	$(VENV_LMMS)/bin/python -m pip install --quiet --no-deps lmms-eval==0.7.3
-	$(VENV_LMMS)/bin/python -m pip install --quiet -e ".[lmms]" 2>&1 | grep -v -e "lmms-eval 0.7.3 requires" -e "resolver does not currently" || true
+	$(VENV_LMMS)/bin/python -m pip install --quiet -e ".[lmms]" 2>&1 \
+		| grep -v -e "lmms-eval 0.7.3 requires" -e "resolver does not currently" || true
 	$(VENV_LMMS)/bin/python -c "import lmms_eval.evaluator, filelock._api"
 	touch $(LMMS_INSTALLED)
 
@@ -120,9 +122,10 @@ test: install browser
 test-fast: install
 	$(VENV)/bin/pytest --numprocesses auto tests/unit
 
-# The lmms-eval tests (tests/unit/test_benchmarks_lmms.py), which `make test` skips without lmms-eval, in .venv-lmms.
+# The lmms-eval tests (tests/unit/test_card_benchmarks_lmms.py), which `make test` skips without lmms-eval, run in
+# .venv-lmms, with the card table's tests beside them.
 test-lmms: install-lmms
-	$(VENV_LMMS)/bin/python -m pytest tests/unit/test_benchmarks_lmms.py tests/unit/test_benchmarks_report.py
+	$(VENV_LMMS)/bin/python -m pytest tests/unit/test_card_benchmarks_lmms.py tests/unit/test_card_benchmarks_report.py
 
 quality: install
 	$(VENV)/bin/ruff check .

@@ -36,9 +36,9 @@ from pathlib import Path
 from accelerate import PartialState
 
 from phi3v.arguments import OutputArguments, ScriptArgumentParser, check_flag
-from phi3v.benchmarks.forgetting import forgetting_rows, log_to_wandb, write_report
-from phi3v.benchmarks.plugin import MODEL_NAME
-from phi3v.benchmarks.published import CARD_CHECKPOINTS, CARDS, PUBLISHED_BENCHMARKS, check_tasks
+from phi3v.card_benchmarks.forgetting import forgetting_rows, log_to_wandb, write_report
+from phi3v.card_benchmarks.plugin import MODEL_NAME
+from phi3v.card_benchmarks.published import CARD_CHECKPOINTS, CARDS, PUBLISHED_BENCHMARKS, check_tasks
 from phi3v.checks import DTYPES, existing_path, positive_int, torch_device
 from phi3v.errors import UsageError, run_script
 from phi3v.inference.loading import check_model_path, parse_model_specs, root_checkpoint
@@ -97,8 +97,8 @@ def main(args: ForgettingArguments, output: OutputArguments) -> None:
     inputs = [*models.values(), args.data_dir]
     check_output_dir(output.output_dir, output.overwrite, inputs, kind=REPORT_KIND)
     try:  # lmms-eval is in .venv-lmms only: everything above runs without it
-        from phi3v.benchmarks.local_tasks import local_task_manager, write_local_tasks
-        from phi3v.benchmarks.runs import evaluate_model
+        from phi3v.card_benchmarks.local_tasks import local_task_manager, write_local_tasks
+        from phi3v.card_benchmarks.runs import evaluate_model
     except ModuleNotFoundError as error:
         if error.name != "lmms_eval":
             raise

@@ -6,7 +6,7 @@ Run as:
     python scripts/make_benchmark_fixtures.py --output_dir data/benchmarks
 
 then point lmms-eval's own tasks at them with `scripts/forgetting.py --data_dir data/benchmarks`. Every answer can
-be read from the picture (`phi3v/fixtures/benchmarks.py`); the default 12 rows per benchmark take a second.
+be read from the picture (`phi3v/fixtures/card_benchmarks.py`); the default 12 rows per benchmark take a second.
 """
 
 from dataclasses import dataclass, field
@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from phi3v.arguments import OutputArguments, ScriptArgumentParser, check_flag
 from phi3v.checks import positive_int
 from phi3v.errors import run_script
-from phi3v.fixtures.benchmarks import DEFAULT_ROWS, make_benchmark_fixtures
+from phi3v.fixtures.card_benchmarks import DEFAULT_ROWS, make_benchmark_fixtures
 
 
 @dataclass

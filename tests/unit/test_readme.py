@@ -96,12 +96,12 @@ NOT_RUN = {
     "scripts/app.py": "serves a web page until stopped; tests/e2e/test_app_browser.py starts it on the tiny model and "
     "drives it in headless Chromium",
     "scripts/forgetting.py": "needs lmms-eval (.venv-lmms) and, for the cards' benchmarks, the Hub and a GPU; "
-    "tests/unit/test_benchmarks_lmms.py runs it on the benchmark fixtures and a LoRA adapter (`make test-lmms`)",
+    "tests/unit/test_card_benchmarks_lmms.py runs it on the benchmark fixtures and a LoRA adapter (`make test-lmms`)",
     "-m lmms_eval": "lmms-eval's own command line, in .venv-lmms, on the Hub's datasets",
     "make install-lmms": "creates .venv-lmms and installs lmms-eval from PyPI (network)",
     "make test-lmms": "installs lmms-eval (network), then runs its tests",
     "make demo-forgetting": "installs lmms-eval (network) and runs the demo first if needed (minutes); "
-    "tests/unit/test_benchmarks_lmms.py runs scripts/forgetting.py on the fixtures",
+    "tests/unit/test_card_benchmarks_lmms.py runs scripts/forgetting.py on the fixtures",
 }
 
 # Scripts whose documented commands run here. A command of theirs that is not in NOT_RUN runs.

@@ -11,7 +11,7 @@ import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from phi3v.benchmarks.published import BENCHMARKS_BY_TASK, TOLERANCE
+from phi3v.card_benchmarks.published import BENCHMARKS_BY_TASK, TOLERANCE
 
 
 @dataclass(frozen=True)

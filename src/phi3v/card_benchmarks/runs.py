@@ -22,9 +22,9 @@ import torch
 from lmms_eval.evaluator import simple_evaluate
 from lmms_eval.tasks import TaskManager
 
-from phi3v.benchmarks.lmms_model import Phi3VNative
-from phi3v.benchmarks.plugin import MODEL_NAME
-from phi3v.benchmarks.published import BENCHMARKS_BY_TASK, check_tasks
+from phi3v.card_benchmarks.lmms_model import Phi3VNative
+from phi3v.card_benchmarks.plugin import MODEL_NAME
+from phi3v.card_benchmarks.published import BENCHMARKS_BY_TASK, check_tasks
 from phi3v.errors import DataError
 
 

@@ -1,6 +1,6 @@
 """The model cards' benchmark table and the forgetting report, without lmms-eval: the published numbers against the
 team's copy of the cards, the rows and their tolerance verdicts, the report files, the benchmark fixtures in their Hub
-layout, and the script's one-line errors before anything loads (tests/unit/test_benchmarks_lmms.py runs lmms-eval)."""
+layout, and the script's one-line errors before anything loads (tests/unit/test_card_benchmarks_lmms.py runs lmms-eval)."""
 
 import json
 import re
@@ -10,10 +10,10 @@ import sys
 import datasets
 import pytest
 
-from phi3v.benchmarks.forgetting import forgetting_rows, render_table, write_report
-from phi3v.benchmarks.published import CARDS, PUBLISHED_BENCHMARKS, TOLERANCE, check_tasks
+from phi3v.card_benchmarks.forgetting import forgetting_rows, render_table, write_report
+from phi3v.card_benchmarks.published import CARDS, PUBLISHED_BENCHMARKS, TOLERANCE, check_tasks
 from phi3v.errors import UsageError
-from phi3v.fixtures.benchmarks import FEATURES, ORGANISATION, SPLITS, make_benchmark_fixtures
+from phi3v.fixtures.card_benchmarks import FEATURES, ORGANISATION, SPLITS, make_benchmark_fixtures
 
 from ..evaluation_helpers import REPO_ROOT
 

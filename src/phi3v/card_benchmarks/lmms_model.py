@@ -1,5 +1,5 @@
 """Phi-3-V for lmms-eval: the native model of this project behind lmms-eval's model interface, registered as
-`phi3v_native` through the `lmms_eval.models` entry point (`phi3v.benchmarks.plugin`), so that
+`phi3v_native` through the `lmms_eval.models` entry point (`phi3v.card_benchmarks.plugin`), so that
 
     python -m lmms_eval --model phi3v_native --model_args pretrained=outputs/phi3v-burberry,dtype=bfloat16 \
         --tasks pope,chartqa --batch_size 8
@@ -30,7 +30,7 @@ from lmms_eval.api.model import lmms
 from PIL import Image
 from tqdm.auto import tqdm
 
-from phi3v.benchmarks.plugin import MODEL_NAME
+from phi3v.card_benchmarks.plugin import MODEL_NAME
 from phi3v.errors import UsageError
 from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import check_model_path, load_for_inference
@@ -93,10 +93,10 @@ class Phi3VNative(lmms):
         dtype (`str`, *optional*, defaults to `"auto"`): weight dtype, e.g. `bfloat16`; `auto` keeps the checkpoint's.
         device (`str`, *optional*): where to run with one process (default: accelerate's device); each process of a
             multi-process launch runs on its own device.
-        batch_size (`int`, *optional*, defaults to 8): prompts per `generate` call.
+        batch_size (`int`, *optional*, defaults to 8): prompts per `generate` call (lmms-eval's command line passes its
+            own `--batch_size`, 1 unless given).
         num_crops (`int`, *optional*): HD crops per image, overriding the processor's (the cards: 16 for one image).
         attn_implementation (`str`, *optional*): `sdpa`, `eager` or `flash_attention_2`.
-        max_batch_size (`int`, *optional*): accepted because lmms-eval passes it to every model; not used.
     """
 
     def __init__(
@@ -108,7 +108,6 @@ class Phi3VNative(lmms):
         batch_size: int | str = 8,
         num_crops: int | None = None,
         attn_implementation: str | None = None,
-        max_batch_size: int | None = None,
     ) -> None:
         super().__init__()
         self.accelerator = Accelerator()

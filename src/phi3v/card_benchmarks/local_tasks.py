@@ -2,7 +2,7 @@
 
 lmms-eval loads a task's data with `datasets.load_dataset(dataset_path, dataset_name, ...)`, where `dataset_path` is a
 Hub id from the task's YAML. A local copy of that Hub repository (`huggingface-cli download --repo-type dataset
-lmms-lab-encoder/POPE --local-dir DATA/lmms-lab-encoder/POPE`, or `phi3v.fixtures.benchmarks`) loads the same way
+lmms-lab-encoder/POPE --local-dir DATA/lmms-lab-encoder/POPE`, or `phi3v.fixtures.card_benchmarks`) loads the same way
 from its directory. `write_local_tasks` writes, for each task, a YAML that includes lmms-eval's own and only replaces
 `dataset_path` with that directory (drops `token`, which a local directory does not need, and gives the converted
 data a cache of its own, beside the YAMLs): the prompts, the

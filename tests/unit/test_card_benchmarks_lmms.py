@@ -17,12 +17,12 @@ from lmms_eval.api.model import lmms
 from lmms_eval.evaluator import simple_evaluate
 from lmms_eval.models import get_model
 
-from phi3v.benchmarks.lmms_model import Phi3VNative, cut_at_stops, generation_settings, to_phi3v_text
-from phi3v.benchmarks.local_tasks import local_task_manager, write_local_tasks
-from phi3v.benchmarks.plugin import MODEL_NAME
-from phi3v.benchmarks.runs import card_scores
+from phi3v.card_benchmarks.lmms_model import Phi3VNative, cut_at_stops, generation_settings, to_phi3v_text
+from phi3v.card_benchmarks.local_tasks import local_task_manager, write_local_tasks
+from phi3v.card_benchmarks.plugin import MODEL_NAME
+from phi3v.card_benchmarks.runs import card_scores
 from phi3v.errors import MissingPathError, UsageError
-from phi3v.fixtures.benchmarks import make_benchmark_fixtures
+from phi3v.fixtures.card_benchmarks import make_benchmark_fixtures
 from phi3v.inference.generation import generate_answers
 from phi3v.modeling.chat_format import build_prompt
 

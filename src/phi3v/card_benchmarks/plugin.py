@@ -1,6 +1,6 @@
 """The `lmms_eval.models` entry point (setup.cfg): lmms-eval 0.7.3 loads every entry point of that group when it
 builds its model registry and registers the manifest it returns, so `--model phi3v_native` resolves to
-`phi3v.benchmarks.lmms_model.Phi3VNative`. The model's module (torch, transformers) is imported when a run asks for
+`phi3v.card_benchmarks.lmms_model.Phi3VNative`. The model's module (torch, transformers) is imported when a run asks for
 it, not whenever lmms-eval starts.
 """
 
@@ -13,4 +13,4 @@ def manifest():
     # import at the top would load this module while it is still being imported.
     from lmms_eval.models.registry_v2 import ModelManifest
 
-    return ModelManifest(model_id=MODEL_NAME, simple_class_path="phi3v.benchmarks.lmms_model.Phi3VNative")
+    return ModelManifest(model_id=MODEL_NAME, simple_class_path="phi3v.card_benchmarks.lmms_model.Phi3VNative")
