@@ -10,7 +10,7 @@ import sys
 import datasets
 import pytest
 
-from phi3v.card_benchmarks.forgetting import forgetting_rows, render_table, write_report
+from phi3v.card_benchmarks.forgetting import forgetting_rows, log_to_wandb, render_table, write_report
 from phi3v.card_benchmarks.published import CARDS, PUBLISHED_BENCHMARKS, TOLERANCE, check_tasks
 from phi3v.errors import UsageError
 from phi3v.fixtures.card_benchmarks import FEATURES, ORGANISATION, SPLITS, make_benchmark_fixtures
@@ -79,6 +79,18 @@ def test_report_files(tmp_path):
     assert "| POPE (test) | 86.1 | 86.0 | -0.1 | yes | 80.0 | -6.0 |" in report
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["benchmarks"][0]["differences"] == {"sft": -6.0} and metrics["tolerance"] == TOLERANCE
+
+
+def test_the_report_logs_to_wandb_offline(tmp_path, monkeypatch):
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    rows = forgetting_rows({"base": {"pope": 86.0}, "sft": {"pope": 80.0}}, CARDS[0], limit=None)
+    settings = {"models": {"base": "b", "sft": "s"}, "card": CARDS[0], "limit": None, "command": "python x.py"}
+    (tmp_path / "report").mkdir()
+    write_report(tmp_path / "report", rows, settings)
+    assert log_to_wandb(tmp_path / "report", rows, settings)
+    runs = list((tmp_path / "wandb").glob("offline-run-*"))
+    assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 
 
 def test_fixtures_load_in_their_hub_schema(tmp_path):

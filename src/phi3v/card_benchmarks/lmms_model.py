@@ -165,6 +165,8 @@ class Phi3VNative(lmms):
                     )
                     for index, text in zip(batch, texts, strict=True):
                         answers[index] = cut_at_stops(text, stops)
+                        # lmms-eval's response cache (`--use_cache`) stores what the model answered to a request
+                        self.cache_hook.add_partial("generate_until", requests[index].args[:2], answers[index])
                     progress.update(len(batch))
         return answers
 
