@@ -18,7 +18,7 @@ from lmms_eval.evaluator import simple_evaluate
 from lmms_eval.models import get_model
 
 from phi3v.card_benchmarks.lmms_model import Phi3VNative, cut_at_stops, generation_settings, to_phi3v_text
-from phi3v.card_benchmarks.local_tasks import local_task_manager, write_local_tasks
+from phi3v.card_benchmarks.local_tasks import local_task_manager, task_yaml_paths, write_local_tasks
 from phi3v.card_benchmarks.plugin import MODEL_NAME
 from phi3v.card_benchmarks.runs import card_scores
 from phi3v.errors import MissingPathError, UsageError
@@ -83,6 +83,24 @@ def test_the_scores_are_lmms_evals_own(task_manager):
 
 def test_phi3v_native_is_registered_through_the_entry_point():
     assert get_model(MODEL_NAME) is Phi3VNative
+
+
+def test_lmms_evals_command_line_runs_phi3v_native(tiny_checkpoint, benchmark_data, tmp_path, monkeypatch, capsys):
+    # lmms-eval's built-in `pope` wins over an included task of the same name, so the command line gets a renamed one
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "pope_fixture.yaml").write_text(
+        f"include: {task_yaml_paths(['pope'])['pope']}\ntask: pope_fixture\n"
+        f"dataset_path: {benchmark_data / 'lmms-lab-encoder' / 'POPE'}\n"
+        f"dataset_kwargs:\n  cache_dir: {tmp_path / 'cache'}\n"
+    )
+    model_args = f"pretrained={tiny_checkpoint},num_crops=1,device=cpu"
+    argv = ["--model", MODEL_NAME, "--model_args", model_args, "--tasks", "pope_fixture", "--limit", "2"]
+    argv += ["--include_path", str(tmp_path / "tasks"), "--output_path", str(tmp_path / "out"), "--batch_size", "2"]
+    monkeypatch.setattr(sys, "argv", ["lmms_eval", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_module("lmms_eval", run_name="__main__")
+    assert exit_info.value.code == 0
+    assert "|pope_fixture|none  |     0|pope_accuracy |" in capsys.readouterr().out
 
 
 def test_tiny_model_answers_lmms_evals_prompts_in_batches(tiny_checkpoint, task_manager):

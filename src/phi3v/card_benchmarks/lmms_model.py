@@ -1,7 +1,7 @@
 """Phi-3-V for lmms-eval: the native model of this project behind lmms-eval's model interface, registered as
 `phi3v_native` through the `lmms_eval.models` entry point (`phi3v.card_benchmarks.plugin`), so that
 
-    python -m lmms_eval --model phi3v_native --model_args pretrained=outputs/phi3v-burberry,dtype=bfloat16 \
+    python -m lmms_eval --model phi3v_native --model_args pretrained=outputs/phi3v-burberry,dtype=bfloat16 \\
         --tasks pope,chartqa --batch_size 8
 
 evaluates any output of this project (a base checkpoint, a LoRA adapter over its base, a merged model) on lmms-eval's
