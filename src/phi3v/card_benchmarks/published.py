@@ -10,7 +10,8 @@ Where lmms-eval's task differs from what the card measured, `note` says how:
 - MathVista: lmms-eval scores it with an LLM judge (`llm_as_judge_eval`), which needs `OPENAI_API_KEY`.
 - InterGPS: lmms-eval has Inter-GPS's Geometry3K problems only as `geometry3k`, a 4-choice mixed variant of another
   Hub copy; its number is not the card's InterGPS and carries no tolerance.
-- POPE: the cards do not name the metric; LLaVA-1.5's setting, which the Phi-3 report follows, reports F1.
+- POPE: the cards do not name the metric; LLaVA-1.5's setting, which the Phi-3 report follows, reports F1. lmms-eval's
+  F1 counts an answer that is neither "yes" nor "no" as neither positive nor negative (its accuracy counts it wrong).
 """
 
 from dataclasses import dataclass
