@@ -68,7 +68,8 @@ class ReferenceForHalf(lmms):
         raise NotImplementedError
 
 
-def test_the_scores_are_lmms_evals_own(task_manager):
+def test_the_scores_are_lmms_evals_own(task_manager, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # TextVQA's aggregation writes a submission file into the working directory
     output = simple_evaluate(model=ReferenceForHalf(), tasks=TASKS, task_manager=task_manager, bootstrap_iters=0)
     results = output["results"]
     assert results["pope"]["pope_accuracy,none"] == 0.5
@@ -103,7 +104,8 @@ def test_lmms_evals_command_line_runs_phi3v_native(tiny_checkpoint, benchmark_da
     assert "|pope_fixture|none  |     0|pope_accuracy |" in capsys.readouterr().out
 
 
-def test_tiny_model_answers_lmms_evals_prompts_in_batches(tiny_checkpoint, task_manager):
+def test_tiny_model_answers_lmms_evals_prompts_in_batches(tiny_checkpoint, task_manager, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     model = Phi3VNative(str(tiny_checkpoint), batch_size=3, num_crops=1, device="cpu")
     phi3v, processor = model.model, model.processor  # lmms-eval's `clean()` drops the model once it is done
     output = simple_evaluate(
