@@ -1,5 +1,5 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install browser demo demo-dpo demo-reproduce app test test-fast quality style clean
+.PHONY: install browser demo demo-dpo demo-reproduce app screenshots test test-fast quality style clean
 
 PYTHON ?= python3
 # One torch (OpenMP) thread per process unless the environment says otherwise: tiny models gain nothing from more, and
@@ -83,6 +83,11 @@ browser:
 app: install
 	test -d outputs/demo || $(MAKE) demo
 	$(PY) scripts/app.py --model demo=outputs/demo --dataset data/synthetic
+
+# The README's screenshots from the demo's trained model: the app answering a test photo, the report's gallery.
+screenshots: install browser
+	test -d outputs/demo || $(MAKE) demo
+	$(PY) docs/make_screenshots.py
 
 # Every test, one pytest-xdist worker per core (tests/conftest.py gives each process one torch thread). worksteal hands
 # each worker half the tests, end-to-end ones first, and lets an idle worker take half of a busy one's queue.

@@ -66,6 +66,8 @@ NOT_RUN = {
     "make clean": "deletes the demo's outputs in the checkout",
     "make demo-reproduce": "the three reproductions on the tiny model and the fixtures (minutes of CPU training); "
     "tests/e2e/test_reproduce.py runs one end to end",
+    "make screenshots": "trains the demo model when missing (minutes), then serves it in headless Chromium; "
+    "tests/e2e/test_app_browser.py drives the same page",
     "make app": "serves the demo model in a web page until stopped (tests/e2e/test_app_browser.py drives scripts/app.py)",
     "pytest": "runs the test suite (`make test`)",
     "ruff": "lint and format over the tree (`make quality`)",
