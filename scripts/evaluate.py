@@ -164,6 +164,8 @@ def main(
         dataset_config=data_args.dataset_config,
         image_folder=data_args.image_folder,
         allow_local_paths=data_args.allow_local_paths,
+        encoding=data_args.encoding,
+        delimiter=data_args.delimiter,
     )
     split = load([data_args.split])[data_args.split]
     if args.limit is not None:
