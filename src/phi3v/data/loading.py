@@ -152,7 +152,10 @@ def _load_files(
                 f"{tables[0].path} and {table.path} are read differently ({tables[0].describe()} and "
                 f"{table.describe()}); save them alike, or pass --encoding and --delimiter."
             )
-    loaded = datasets.load_dataset("csv", data_files=data_files, **tables[0].read_options())
+    try:
+        loaded = datasets.load_dataset("csv", data_files=data_files, **tables[0].read_options())
+    except (ValueError, datasets.exceptions.DatasetGenerationError) as error:
+        raise DataError(f"Cannot read {dataset_path} as CSV: {error.__cause__ or error}") from None
     # pandas reads the same records as `open_csv`; a difference would be rows read wrong, never passed on.
     if (read := sum(map(len, loaded.values()))) != (checked := sum(table.num_rows for table in tables)):
         raise DataError(f"{dataset_path}: {checked} records checked but {read} rows read; pass --delimiter.")

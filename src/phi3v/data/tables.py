@@ -142,7 +142,8 @@ def open_csv(path: str | Path, encoding: str | None = None, delimiter: str | Non
     delimiter = delimiter or _detect_delimiter(path, text)
     where = f"{path} ({encoding}, {DELIMITERS.get(delimiter, repr(delimiter))}-delimited)"
     header, header_line, num_rows, start = None, 0, 0, skip_lines + 1  # `start`: the line the next record starts on
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    # Strict: a value after a closing quote, or a quote never closed, is an error here as it is one for pandas.
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
     try:
         for fields in reader:
             if fields and header is None:
@@ -157,7 +158,10 @@ def open_csv(path: str | Path, encoding: str | None = None, delimiter: str | Non
                     )
             start = reader.line_num + skip_lines + 1
     except csv.Error as error:
-        raise DataError(f"{where} line {reader.line_num + skip_lines} cannot be read: {error}.") from None
+        raise DataError(
+            f"{where} line {start} cannot be read: {error}. A quoted value ends with its quote, right before the "
+            'delimiter or the end of the line; a quote inside it is doubled ("").'
+        ) from None
     if header is None:
         raise DataError(f"{path} is empty: a CSV table needs a header line naming its columns.")
     return CsvTable(path, encoding, delimiter, _column_names(where, header), num_rows, skip_lines)
