@@ -179,8 +179,8 @@ def write_catalogue(folder, content: bytes):
     return folder / "catalogue.csv"
 
 
-def catalogue_text(prices: list[str]) -> str:
-    header = "product_code;title;category1_code;category2_code;category3_code;full_price;imageurl\r\n"
+def catalogue_text(prices: list[str], image_column: str = "imageurl") -> str:
+    header = f"product_code;title;category1_code;category2_code;category3_code;full_price;{image_column}\r\n"
     lines = [f"00{i};{TITLES[i % 3]};WOMEN;BAGS;TOTES;{price};{i}.jpg\r\n" for i, price in enumerate(prices)]
     return header + "".join(lines)
 
@@ -252,3 +252,17 @@ def test_sft_stops_on_an_unreadable_table_before_the_model_loads(tiny_checkpoint
         "--output_dir", tmp_path / "run", "--delimiter", "semicolon",
     )  # fmt: skip
     assert result.returncode == 2 and "--delimiter must be one character" in result.stderr
+
+
+def test_evaluate_sends_a_raw_catalogue_table_to_preparation(tiny_checkpoint, tmp_path):
+    text = catalogue_text(["590,00", "1.290"], "image").replace(";0.jpg", ";https://example.invalid/0.jpg")
+    table = write_catalogue(
+        tmp_path / "shop", text.replace(";1.jpg", ";https://example.invalid/1.jpg").encode("cp1252")
+    )
+    before = tree_digest(tmp_path)
+    result = run_script_here(
+        "evaluate.py", "--dataset", table, "--split", "train", "--model", f"m={tiny_checkpoint}",
+        "--output_dir", tmp_path / "out",
+    )  # fmt: skip
+    assert result.returncode == 1 and "prepare_dataset.py" in result.stderr, output_of(result)
+    assert MODEL_LOADS not in output_of(result) and tree_digest(tmp_path) == before
