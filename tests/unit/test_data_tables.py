@@ -100,6 +100,7 @@ def test_excel_sep_line_and_explicit_choices(tmp_path):
         ("a;b\nШарф;1\n".encode("cp1251"), r"line 2 reads 'Øàðô': pass the file's encoding with --encoding"),
         (b"a;b,c\n1;2,3\n", r"split into 2 columns by comma and by semicolon alike; pass --delimiter ','"),
         (b"a,a\n1,2\n", r"names column\(s\) \['a'\] twice"),
+        (b"a,b\n1,2\n3,\x004\n", r"bad.csv line 3 has a NUL byte"),
         (b'a,b\n1,"open\n2,3\n', r"line 2 cannot be read: unexpected end of data"),
     ],
 )

@@ -4,10 +4,10 @@
 (pandas) then reads exactly the rows checked here; what it cannot read is a `DataError` naming the file, the line and
 what to pass, never a bare `UnicodeDecodeError` or a table read wrong.
 
-- **Encoding** (`--encoding` overrides): a byte-order mark says UTF-8, UTF-16 or UTF-32; a file with NUL bytes and no
-  mark is UTF-16 (little- or big-endian, from where the NULs fall); else strict UTF-8; else cp1252, Windows' Western
-  European code page, which reads Latin-1 (ISO-8859-1) files the same for every printable character and adds `€`, `Œ`,
-  curly quotes. A file that mixes valid UTF-8 characters with bytes that are not, or whose cp1252 reading has runs of
+- **Encoding** (`--encoding` overrides): a byte-order mark says UTF-8, UTF-16 or UTF-32; a file without one whose
+  bytes are a quarter NULs or more is UTF-16 (little- or big-endian, from where they fall), one with a stray NUL is
+  not text; else strict UTF-8; else cp1252, Windows' Western European code page, which reads Latin-1 (ISO-8859-1)
+  files the same for every printable character and adds `€`, `Œ`, curly quotes. A file that mixes valid UTF-8 characters with bytes that are not, or whose cp1252 reading has runs of
   three accented letters or symbols (Cyrillic or Greek code pages, Shift-JIS...), is refused: pass its encoding.
 - **Delimiter** (`--delimiter` overrides): Excel's `sep=;` first line if there is one; else the one of `,` `;` tab `|`
   that splits the header into the most columns and the first 50 records into as many fields as the header has. A
@@ -45,13 +45,8 @@ _BOMS = (  # UTF-32's marks first: UTF-32-LE's starts with UTF-16-LE's
 )
 # Encodings a user may name for a file that starts with the byte-order mark of the same family: the mark is read as
 # one, not as a character stuck to the first column's name.
-_WITH_BOM = {
-    "utf-8": "utf-8-sig",
-    "utf-16-le": "utf-16",
-    "utf-16-be": "utf-16",
-    "utf-32-le": "utf-32",
-    "utf-32-be": "utf-32",
-}
+_WITH_BOM = {"utf-8": "utf-8-sig"} | dict.fromkeys(["utf-16-le", "utf-16-be"], "utf-16")
+_WITH_BOM |= dict.fromkeys(["utf-32-le", "utf-32-be"], "utf-32")
 _UTF8_CHARACTER = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
 # Western European text never has three non-ASCII characters in a row; another code page read as cp1252 always does.
 _FOREIGN_RUN = re.compile(r"[^\x00-\x7f\s\u00a0]{3,}")
@@ -179,6 +174,8 @@ def _decode(path: Path, data: bytes, encoding: str | None) -> tuple[str, str]:
         return _strict(path, data, marked, ", though it starts with its byte-order mark"), marked
     if b"\x00" in data:  # text tables hold no NUL byte, UTF-16 has one in every ASCII character
         sample = data[:4096]
+        if sample.count(0) < len(sample) // 4:  # a stray NUL, not UTF-16's one in every other byte
+            raise DataError(f"{path} line {_line_at(data, data.index(0))} has a NUL byte: it is not a text table.")
         encoding = "utf-16-le" if sample[1::2].count(0) > sample[::2].count(0) else "utf-16-be"
         return _strict(path, data, encoding, " (it has NUL bytes and no byte-order mark); pass --encoding"), encoding
     try:
