@@ -164,12 +164,17 @@ def main(
         dataset_config=data_args.dataset_config,
         image_folder=data_args.image_folder,
         allow_local_paths=data_args.allow_local_paths,
+        encoding=data_args.encoding,
+        delimiter=data_args.delimiter,
     )
     split = load([data_args.split])[data_args.split]
     if args.limit is not None:
         split = split.select(range(min(args.limit, len(split))))
     layout, converter = config.row_converter(split.column_names, data_args.dataset, data_args.image_folder)
     task = build_task(config.for_layout(layout))
+    # A raw catalogue table (image URLs, prices as written) goes through prepare_dataset.py first, as for training:
+    # its prices are read there (`phi3v.preparation.prices`), never as pandas guesses them.
+    task.check_training_rows(split, layout, data_args.dataset)
     items = task.eval_items(list(undecoded(split)), layout, converter)
     baselines, baseline_notes = task.baselines(
         items, lambda: load([args.train_split])[args.train_split], args.train_split

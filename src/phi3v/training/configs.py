@@ -10,6 +10,7 @@ from trl import ModelConfig, ScriptArguments
 
 from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, check_choice
 from phi3v.data.formats import FORMATS
+from phi3v.data.tables import DELIMITER_HELP, ENCODING_HELP, check_delimiter, check_encoding
 from phi3v.errors import UsageError
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
 from phi3v.tasks.config import TASK_NAMES
@@ -63,6 +64,10 @@ class Phi3VScriptArguments(ScriptArguments):
         allow_local_paths (`bool`, *optional*, defaults to `False`):
             Let a local dataset's rows name image files outside its folder (absolute paths, `file://`, `../`). A Hub
             dataset's rows never read local files (`phi3v.data.local_files`).
+        encoding (`str`, *optional*):
+            A local CSV dataset's encoding, instead of detecting it (`phi3v.data.tables`).
+        delimiter (`str`, *optional*):
+            A local CSV dataset's delimiter, instead of detecting it.
     """
 
     dataset_format: str = field(
@@ -120,11 +125,14 @@ class Phi3VScriptArguments(ScriptArguments):
             "local files."
         },
     )
+    encoding: str | None = field(default=None, metadata={"help": ENCODING_HELP})
+    delimiter: str | None = field(default=None, metadata={"help": DELIMITER_HELP})
 
     def __post_init__(self):  # TRL's ScriptArguments has none to call
         # TRL's parser checks no choice of a `str` field, and argparse none of a recipe's values.
         check_choice("dataset_format", self.dataset_format, FORMATS)
         check_choice("task", self.task, TASK_NAMES, allow_none=True)
+        self.encoding, self.delimiter = check_encoding(self.encoding), check_delimiter(self.delimiter)
         for name in ("eval_predictions", "eval_generations"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be at least 0, got {getattr(self, name)}.")

@@ -52,7 +52,7 @@ def load_run_splits(
 
     Args:
         script_args ([`Phi3VScriptArguments`]): dataset name, config, split names, `image_folder`,
-            `allow_local_paths`.
+            `allow_local_paths`, and a CSV file's `encoding` and `delimiter`.
         training_args ([`~transformers.TrainingArguments`]): `eval_strategy` says whether the validation split is read.
 
     Returns:
@@ -66,5 +66,7 @@ def load_run_splits(
         script_args.dataset_config,
         script_args.image_folder,
         script_args.allow_local_paths,
+        script_args.encoding,
+        script_args.delimiter,
     )
     return splits[train_split], splits[eval_split] if use_eval else None
