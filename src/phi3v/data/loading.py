@@ -16,7 +16,7 @@ from pathlib import Path
 
 import datasets
 
-from phi3v.errors import MissingPathError, UsageError
+from phi3v.errors import DataError, MissingPathError, UsageError
 
 from .local_files import LocalFiles, check_image_references
 
@@ -68,6 +68,14 @@ def looks_local(name: str) -> bool:
     return path.exists() or path.suffix in FILE_BUILDERS or name.startswith(("/", "./", "../", "~"))
 
 
+def _read_files(path: Path, read):
+    """`read()`, with a data file `datasets` cannot parse (broken JSON, a ragged CSV) reported as the data's problem."""
+    try:
+        return read()
+    except datasets.exceptions.DatasetGenerationError as error:
+        raise DataError(f"Cannot read the data file(s) at {path}: {error.__cause__ or error}") from error
+
+
 def load_splits(
     dataset_name: str,
     splits: list[str],
@@ -102,11 +110,11 @@ def load_splits(
         loaded = datasets.load_from_disk(str(path))
         available = loaded if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
     elif path.is_dir():  # data files named by split (train.json, test.jsonl, ...), as `datasets` finds them
-        available = datasets.load_dataset(str(path))
+        available = _read_files(path, lambda: datasets.load_dataset(str(path)))
     elif path.is_file():
         if path.suffix not in FILE_BUILDERS:
             raise UsageError(f"Cannot read {path}: the data file formats are {sorted(FILE_BUILDERS)}.")
-        available = datasets.load_dataset(FILE_BUILDERS[path.suffix], data_files=str(path))
+        available = _read_files(path, lambda: datasets.load_dataset(FILE_BUILDERS[path.suffix], data_files=str(path)))
     else:
         try:
             available = datasets.load_dataset(dataset_name, name=dataset_config)

@@ -63,6 +63,11 @@ class Phi3VScriptArguments(ScriptArguments):
         allow_local_paths (`bool`, *optional*, defaults to `False`):
             Let a local dataset's rows name image files outside its folder (absolute paths, `file://`, `../`). A Hub
             dataset's rows never read local files (`phi3v.data.local_files`).
+        drop_invalid_rows (`bool`, *optional*, defaults to `False`):
+            Leave out the rows that cannot be trained on (an assistant turn first, an empty answer, a `None` text,
+            images that their tags do not match, an unreadable image...) instead of stopping with the list; their
+            count and reasons are logged and written to `output_dir/dropped_rows.json` when training starts
+            (`phi3v.data.validation`).
     """
 
     dataset_format: str = field(
@@ -118,6 +123,15 @@ class Phi3VScriptArguments(ScriptArguments):
         metadata={
             "help": "Let a local dataset's rows name image files outside its folder; a Hub dataset's rows never read "
             "local files."
+        },
+    )
+
+    drop_invalid_rows: bool = field(
+        default=False,
+        metadata={
+            "help": "Leave out the rows that cannot be trained on (wrong roles or order, empty answers, missing or "
+            "unreadable images, ...) instead of stopping with the list; their reasons go to "
+            "output_dir/dropped_rows.json."
         },
     )
 
