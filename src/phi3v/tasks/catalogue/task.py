@@ -2,17 +2,19 @@
 per field (`metrics`), median-price baselines, and per-field rewards for RL."""
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import datasets
 
+from phi3v.data.conversation import as_conversation
 from phi3v.data.image_columns import undecoded
 from phi3v.errors import DataError
 from phi3v.text_metrics import normalised_edit_similarity
 
 from ..base import Task, check_answers
 from ..config import TaskConfig
-from .answers import PRICE_FIELD, AnswerTemplate, format_price, prompt_messages
+from .answers import PRICE_FIELD, AnswerTemplate, format_price
+from .answers import to_conversation as to_conversation_of
 from .metrics import CATEGORY_FIELD, answer_errors, baseline_metrics, same_text, score_catalogue
 
 
@@ -65,20 +67,31 @@ class CatalogueTask(Task):
         self.template.check_round_trip(undecoded(rows).remove_columns("image"))
 
     def eval_items(
-        self, rows: Iterable[Mapping], layout: str, to_conversation: Callable[[Mapping], Mapping] | None
+        self,
+        rows: Iterable[Mapping],
+        layout: str,
+        to_conversation: Callable[[Mapping], Mapping] | None,
+        skip_rows: Collection[int] = (),
     ) -> list[dict]:
         if layout != "catalogue":
-            return super().eval_items(rows, layout, to_conversation)
-        return [
-            {
-                "id": str(row.get("product_code", index)),
-                "images": [] if row["image"] is None else [row["image"]],
-                "prompt": prompt_messages(self.question, row["image"] is not None),
-                "references": [self.template.render(row)],
-                "truth": {column: value for column, value in row.items() if column != "image"},
-            }
-            for index, row in enumerate(rows)
-        ]
+            return super().eval_items(rows, layout, to_conversation, skip_rows)
+        items = []
+        for index, row in enumerate(rows):
+            if index in skip_rows:
+                continue
+            # The conversation training reads (checked as it is: `as_conversation`), asked up to its answer.
+            conversation = as_conversation(to_conversation_of(row, self.question, self.template))
+            prompt, reference = conversation.eval_split()
+            items.append(
+                {
+                    "id": str(row.get("product_code", index)),
+                    "images": conversation.images,
+                    "prompt": prompt,
+                    "references": [reference],
+                    "truth": {column: value for column, value in row.items() if column != "image"},
+                }
+            )
+        return items
 
     def parse(self, answer: str) -> dict:
         return self.template.parse(answer)
