@@ -25,7 +25,11 @@ Several models in one report, on 8 GPUs, logged to W&B (project and entity from 
         --model sft=outputs/phi3v-burberry dpo=outputs/phi3v-burberry-dpo --output_dir outputs/eval-burberry \
         --report_to wandb
 
-Writes `metrics.json`, `predictions.jsonl`, `report.md` (and `price_scatter_*.png` for a catalogue) to `--output_dir`
+A row that cannot be asked (a malformed conversation, an empty answer, an unreadable image: `phi3v.data.validation`)
+is skipped and reported, never asked half-read; the others are scored.
+
+Writes `metrics.json`, `predictions.jsonl`, `report.md` (and `price_scatter_*.png` for a catalogue, `skipped_rows.json`
+when rows were skipped) to `--output_dir`
 (described in `phi3v.evaluation.results`) and `report.html` (`phi3v.evaluation.html_report`: the table, the plots and
 a gallery of the photos with every answer, worst first, in one file), then prints the report table.
 
