@@ -13,7 +13,7 @@ Example:
 >>> checked = check_splits({"train": rows}, conversation_check(converter), drop=True, dataset_name="my_data.json")
 >>> checked.splits["train"]  # the good rows
 >>> checked.problems[0]
-RowProblem(split='train', row=12, field='messages[0].role', problem="a assistant turn the first turn, ...")
+RowProblem(split='train', row=12, field='messages[0].role', problem='an assistant turn comes first, ...')
 ```
 """
 

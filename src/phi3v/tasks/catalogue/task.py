@@ -8,7 +8,7 @@ import datasets
 
 from phi3v.data.conversation import as_conversation
 from phi3v.data.image_columns import undecoded
-from phi3v.errors import DataError
+from phi3v.errors import BadRow, DataError
 from phi3v.text_metrics import normalised_edit_similarity
 
 from ..base import Task, check_answers
@@ -160,10 +160,20 @@ class CatalogueTask(Task):
         """The median-price baselines, fitted on the training split, when the items are catalogue rows."""
         if not all("truth" in item for item in items):
             return {}, []
-        train_rows = load_train_split().remove_columns("image").to_list()
+        rows = load_train_split().remove_columns("image").to_list()
+        train_rows = [row for row in rows if self._usable(row)]  # a row whose answer cannot be rendered fits nothing
         baselines = baseline_metrics(train_rows, [item["truth"] for item in items], self.answer_fields)
         note = f"Answer template `{self.template.template}`; baselines fitted on split `{train_split}`."
+        if len(train_rows) < len(rows):
+            note += f" {len(rows) - len(train_rows)} of its {len(rows)} rows lack a usable answer and are left out."
         return baselines, [note]
+
+    def _usable(self, row: Mapping) -> bool:
+        try:
+            self.template.check_row(row)
+        except BadRow:
+            return False
+        return True
 
     def format_field(self, value) -> str:
         return format_price(value) if isinstance(value, float) else str(value)
