@@ -69,6 +69,14 @@ def looks_local(name: str) -> bool:
     return path.exists() or path.suffix in FILE_BUILDERS or name.startswith(("/", "./", "../", "~"))
 
 
+def _read_files(path: Path, read):
+    """`read()`, with a data file `datasets` cannot parse (broken JSON, a ragged CSV) reported as the data's problem."""
+    try:
+        return read()
+    except datasets.exceptions.DatasetGenerationError as error:
+        raise DataError(f"Cannot read the data file(s) at {path}: {error.__cause__ or error}") from error
+
+
 def load_splits(
     dataset_name: str,
     splits: list[str],
@@ -111,11 +119,11 @@ def load_splits(
         data_files = datasets.data_files.DataFilesDict.from_patterns(
             datasets.data_files.get_data_patterns(str(path)), base_path=str(path)
         )
-        available = _load_files(path, dict(data_files), encoding, delimiter)
+        available = _read_files(path, lambda: _load_files(path, dict(data_files), encoding, delimiter))
     elif path.is_file():
         if path.suffix not in FILE_BUILDERS:
             raise UsageError(f"Cannot read {path}: the data file formats are {sorted(FILE_BUILDERS)}.")
-        available = _load_files(path, {"train": [str(path)]}, encoding, delimiter)
+        available = _read_files(path, lambda: _load_files(path, {"train": [str(path)]}, encoding, delimiter))
     else:
         try:
             available = datasets.load_dataset(dataset_name, name=dataset_config)

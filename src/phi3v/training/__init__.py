@@ -12,7 +12,7 @@ from .configs import (
     Phi3VModelConfig,
     Phi3VScriptArguments,
 )
-from .data import load_run_splits, training_task
+from .data import check_run_rows, load_run_splits, training_task
 from .dpo_trainer import Phi3VDPOTrainer
 from .generation_validation import GenerationValidation
 from .length_grouping import add_length_column, padding_share
@@ -36,6 +36,7 @@ __all__ = [
     "PredictionsTableCallback",
     "add_length_column",
     "append_usage",
+    "check_run_rows",
     "freeze_parts",
     "load_model",
     "load_processor",

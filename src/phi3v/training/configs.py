@@ -68,6 +68,11 @@ class Phi3VScriptArguments(ScriptArguments):
             A local CSV dataset's encoding, instead of detecting it (`phi3v.data.tables`).
         delimiter (`str`, *optional*):
             A local CSV dataset's delimiter, instead of detecting it.
+        drop_invalid_rows (`bool`, *optional*, defaults to `False`):
+            Leave out the rows that cannot be trained on (an assistant turn first, an empty answer, a `None` text,
+            images that their tags do not match, an unreadable image...) instead of stopping with the list; their
+            count and reasons are logged and written to `output_dir/dropped_rows.json` when training starts
+            (`phi3v.data.validation`).
     """
 
     dataset_format: str = field(
@@ -127,6 +132,15 @@ class Phi3VScriptArguments(ScriptArguments):
     )
     encoding: str | None = field(default=None, metadata={"help": ENCODING_HELP})
     delimiter: str | None = field(default=None, metadata={"help": DELIMITER_HELP})
+
+    drop_invalid_rows: bool = field(
+        default=False,
+        metadata={
+            "help": "Leave out the rows that cannot be trained on (wrong roles or order, empty answers, missing or "
+            "unreadable images, ...) instead of stopping with the list; their reasons go to "
+            "output_dir/dropped_rows.json."
+        },
+    )
 
     def __post_init__(self):  # TRL's ScriptArguments has none to call
         # TRL's parser checks no choice of a `str` field, and argparse none of a recipe's values.
