@@ -237,3 +237,27 @@ class Phi3VModelConfig(ModelConfig):
         check_choice("attn_implementation", self.attn_implementation, ATTN_IMPLEMENTATIONS, allow_none=True)
         if self.num_crops is not None and self.num_crops < 1:
             raise UsageError(f"num_crops must be at least 1, got {self.num_crops}.")
+
+
+@dataclass
+class Phi3VGRPOScriptArguments(Phi3VScriptArguments):
+    r"""
+    [`Phi3VScriptArguments`] plus the rewards of `scripts/grpo.py`.
+
+    Args:
+        reward_funcs (`list[str]`, *optional*):
+            The reward functions, in the order of GRPOConfig's `reward_weights`: components of the task's reward
+            (`Task.rewards`; the catalogue's `format`, `price`, `category`, `title`; `anls` or `cookbook_accuracy` for
+            the Cookbook's tasks; `edit_similarity` for a conversation), or a function of your own as a dotted path
+            (`my_rewards:brevity` or `my_rewards.brevity`, taking `(prompts, completions, **kwargs)`). Defaults to
+            every component of the task's reward (`phi3v.training.rewards`).
+    """
+
+    reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Reward functions, in the order of `reward_weights`: components of the task's reward (format, "
+            "price, category, title; anls; edit_similarity) or dotted paths `module:function`; defaults to every "
+            "component of the task's reward."
+        },
+    )
