@@ -246,6 +246,22 @@ def test_sft_stops_on_a_bad_row_before_any_model_loads(layout, tiny_checkpoint, 
     assert tree_digest(tmp_path / "data") == before and not (tmp_path / "run").exists()
 
 
+def test_grpo_stops_on_a_bad_row_before_any_model_loads(tiny_checkpoint, tmp_path, no_model):
+    rows, expected = BAD_FILES["messages"]
+    (tmp_path / "data").mkdir()
+    dataset = write_jsonl(tmp_path / "data" / "rows.jsonl", rows)
+    before = tree_digest(tmp_path / "data")
+    result = run_script_here(
+        "grpo.py", "recipes/smoke/grpo-lora.yaml", "--model_name_or_path", tiny_checkpoint, "--dataset_name", dataset,
+        "--output_dir", tmp_path / "run", "--dataset_train_split", "train", "--eval_strategy", "no",
+        "--eval_on_start", "false", "--load_best_model_at_end", "false",
+    )  # fmt: skip
+    assert result.returncode == 1, output_of(result)[-2000:]
+    assert f"error: 1 row(s) of {dataset} cannot be used:\n  {expected}" in output_of(result)
+    assert "Traceback" not in output_of(result) and MODEL_LOADS not in output_of(result)
+    assert tree_digest(tmp_path / "data") == before and not (tmp_path / "run").exists()
+
+
 def test_sft_checks_the_validation_split_and_a_catalogue(tiny_checkpoint, synthetic_catalogue, tmp_path, no_model):
     rows = datasets.load_from_disk(str(synthetic_catalogue))
     validation = rows["validation"].select(range(4)).to_list()
