@@ -1,6 +1,6 @@
 # Everything runs inside .venv, created on first use: `make demo` and `make test` work on a fresh machine.
-.PHONY: install install-lmms browser demo demo-dpo demo-reproduce demo-forgetting app test test-fast test-lmms quality \
-	style clean
+.PHONY: install install-lmms browser demo demo-dpo demo-grpo demo-reproduce demo-forgetting app screenshots test \
+	test-fast test-lmms quality style clean
 
 PYTHON ?= python3
 # One torch (OpenMP) thread per process unless the environment says otherwise: tiny models gain nothing from more, and
@@ -66,6 +66,26 @@ demo-dpo: install
 	@echo "Short SFT: outputs/demo-sft-short   pairs: outputs/demo-preferences   DPO model: outputs/demo-dpo"
 	@echo "Did DPO beat SFT on validation: outputs/demo-dpo/selection.json   test report: outputs/demo-dpo-eval/report.md"
 
+# GRPO on the task's own score: the full smoke SFT model (`make demo` trains it) samples 8 answers per training photo,
+# each rewarded per field (format, title, category, price), GRPO on them (the checkpoint chosen by validation price
+# error, against the SFT model's own); then the same from the short SFT of `make demo-dpo`; SFT and GRPO in one report
+# on the test split for each.
+demo-grpo: install
+	test -d outputs/tiny-phi3v || $(PY) scripts/make_tiny_model.py --output outputs/tiny-phi3v
+	test -d data/synthetic || $(PY) scripts/make_synthetic_catalogue.py --output data/synthetic
+	test -d outputs/demo || $(PY) scripts/sft.py recipes/smoke/sft-full.yaml
+	$(PY) scripts/grpo.py recipes/smoke/grpo-lora.yaml
+	$(PY) scripts/evaluate.py --dataset data/synthetic --model sft=outputs/demo grpo=outputs/demo-grpo \
+		--output_dir outputs/demo-grpo-eval --overwrite --no_blank_control
+	test -d outputs/demo-sft-short || $(PY) scripts/sft.py recipes/smoke/sft-full.yaml --max_steps 360 \
+		--eval_strategy no --save_strategy no --output_dir outputs/demo-sft-short
+	$(PY) scripts/grpo.py recipes/smoke/grpo-lora.yaml --model_name_or_path outputs/demo-sft-short \
+		--output_dir outputs/demo-grpo-short
+	$(PY) scripts/evaluate.py --dataset data/synthetic --model sft=outputs/demo-sft-short grpo=outputs/demo-grpo-short \
+		--output_dir outputs/demo-grpo-short-eval --overwrite --no_blank_control
+	@echo "GRPO models: outputs/demo-grpo (from the full SFT), outputs/demo-grpo-short (from the short SFT)"
+	@echo "Did GRPO beat SFT on validation: outputs/demo-grpo*/selection.json   test reports: outputs/demo-grpo*-eval/report.md"
+
 # The three published Cookbook tasks on the tiny model and offline fixtures in the Hub schemas: per task, evaluate,
 # train with the published recipe (overridden for CPU), evaluate, report (a few minutes on CPU).
 REPRODUCE_CPU := --model_name_or_path outputs/tiny-phi3v --use_cpu true --bf16 false --dtype float32 \
@@ -113,6 +133,11 @@ app: install
 	test -d outputs/demo || $(MAKE) demo
 	$(PY) scripts/app.py --model demo=outputs/demo --dataset data/synthetic
 
+# The README's screenshots from the demo's trained model: the app answering a test photo, the report's gallery.
+screenshots: install browser
+	test -d outputs/demo || $(MAKE) demo
+	$(PY) docs/make_screenshots.py
+
 # Every test, one pytest-xdist worker per core (tests/conftest.py gives each process one torch thread). worksteal hands
 # each worker half the tests, end-to-end ones first, and lets an idle worker take half of a busy one's queue.
 test: install browser
@@ -137,5 +162,6 @@ style: install
 
 clean:
 	rm -rf outputs/tiny-phi3v outputs/demo outputs/demo-eval outputs/demo-sft-short outputs/demo-preferences \
-		outputs/demo-dpo outputs/demo-dpo-eval data/synthetic outputs/reproduce-docvqa outputs/reproduce-hateful-memes \
+		outputs/demo-dpo outputs/demo-dpo-eval outputs/demo-grpo outputs/demo-grpo-eval \
+		outputs/demo-grpo-short outputs/demo-grpo-short-eval data/synthetic outputs/reproduce-docvqa outputs/reproduce-hateful-memes \
 		outputs/reproduce-nlvr2 data/reproduction outputs/forgetting-demo data/benchmarks

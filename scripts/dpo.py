@@ -49,6 +49,7 @@ from phi3v.training import (
     Phi3VScriptArguments,
     PredictionsTableCallback,
     add_length_column,
+    check_run_rows,
     load_processor,
     load_run_splits,
     load_sft_model,
@@ -88,6 +89,7 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
             "plus `images`). Build pairs from a catalogue with `python scripts/make_preferences.py --dataset ... "
             "--model <SFT output> --output ...`."
         )
+    train_rows, eval_rows, checked_rows = check_run_rows(script_args, train_rows, eval_rows, preference=True)
     # What the SFT model was trained for carries over to the DPO model.
     task = load_task(model_args.model_name_or_path) or build_task(TaskConfig(dataset_format="conversational"))
 
@@ -147,6 +149,8 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     ###############
     logger.info("*** Train ***")
     run_start.prepare(training_args)  # output_dir changes only now: a start that failed earlier left it as it was
+    if training_args.process_index == 0:
+        checked_rows.write_report(training_args.output_dir)  # the pairs --drop_invalid_rows left out, and why
     train_result = trainer.train(resume_from_checkpoint=run_start.resume_from_checkpoint)
     metrics = train_result.metrics
     metrics["train_samples"] = len(train_dataset)

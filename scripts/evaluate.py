@@ -25,7 +25,11 @@ Several models in one report, on 8 GPUs, logged to W&B (project and entity from 
         --model sft=outputs/phi3v-burberry dpo=outputs/phi3v-burberry-dpo --output_dir outputs/eval-burberry \
         --report_to wandb
 
-Writes `metrics.json`, `predictions.jsonl`, `report.md` (and `price_scatter_*.png` for a catalogue) to `--output_dir`
+A row that cannot be asked (a malformed conversation, an empty answer, an unreadable image: `phi3v.data.validation`)
+is skipped and reported, never asked half-read; the others are scored.
+
+Writes `metrics.json`, `predictions.jsonl`, `report.md` (and `price_scatter_*.png` for a catalogue, `skipped_rows.json`
+when rows were skipped) to `--output_dir`
 (described in `phi3v.evaluation.results`) and `report.html` (`phi3v.evaluation.html_report`: the table, the plots and
 a gallery of the photos with every answer, worst first, in one file), then prints the report table.
 
@@ -57,10 +61,17 @@ from phi3v.checks import check_local_path, positive_int
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
 from phi3v.data.local_files import LocalFiles
-from phi3v.errors import UsageError, run_script
+from phi3v.data.validation import conversation_check, find_row_problems, list_problems
+from phi3v.errors import DataError, UsageError, run_script
 from phi3v.evaluation.html_report import read_predictions_jsonl, write_html_report
 from phi3v.evaluation.report import format_report_table
-from phi3v.evaluation.results import EVALUATION_KIND, blank_control_name, check_model_names, write_results
+from phi3v.evaluation.results import (
+    EVALUATION_KIND,
+    SKIPPED_ROWS_NAME,
+    blank_control_name,
+    check_model_names,
+    write_results,
+)
 from phi3v.inference.generation import generate_answers_distributed, grey_images
 from phi3v.inference.loading import check_model_path, load_for_inference, parse_model_specs
 from phi3v.modeling.chat_format import build_prompt
@@ -164,13 +175,31 @@ def main(
         dataset_config=data_args.dataset_config,
         image_folder=data_args.image_folder,
         allow_local_paths=data_args.allow_local_paths,
+        encoding=data_args.encoding,
+        delimiter=data_args.delimiter,
     )
     split = load([data_args.split])[data_args.split]
     if args.limit is not None:
         split = split.select(range(min(args.limit, len(split))))
     layout, converter = config.row_converter(split.column_names, data_args.dataset, data_args.image_folder)
     task = build_task(config.for_layout(layout))
-    items = task.eval_items(list(undecoded(split)), layout, converter)
+    # A row that cannot be asked (phi3v.data.validation) is skipped and reported, never asked half-read.
+    skipped = find_row_problems(split, data_args.split, conversation_check(converter))
+    skipped_rows = {problem.row for problem in skipped}
+    asked = split.select([index for index in range(len(split)) if index not in skipped_rows])
+    # A raw catalogue table (image URLs, prices as written) goes through prepare_dataset.py first, as for training:
+    # its prices are read there (`phi3v.preparation.prices`), never as pandas guesses them.
+    task.check_training_rows(asked if len(asked) else split, layout, data_args.dataset)
+    if not len(asked):
+        raise DataError(
+            f"No row of split {data_args.split!r} of {data_args.dataset} can be asked:\n{list_problems(skipped)}"
+        )
+    if skipped:
+        print(
+            f"Skipping {len(skipped)} of {len(split)} rows that cannot be asked:\n{list_problems(skipped)}",
+            file=sys.stderr,
+        )
+    items = task.eval_items(list(undecoded(split)), layout, converter, skip_rows=skipped_rows)
     baselines, baseline_notes = task.baselines(
         items, lambda: load([args.train_split])[args.train_split], args.train_split
     )
@@ -225,9 +254,14 @@ def main(
             f"num_crops={generation_args.num_crops or 'processor default'}."
         ),
         f"Blank-image control (same prompts, plain grey squares): {'on' if args.blank_control else 'off'}.",
+        *(
+            [f"Skipped {len(skipped)} of {len(split)} rows that cannot be asked (`{SKIPPED_ROWS_NAME}` lists why)."]
+            if skipped
+            else []
+        ),
         f"Command: `{shlex.join(['python', *sys.argv])}`",
     ]
-    metrics = write_results(output_dir, task, items, answers, baselines, notes="\n\n".join(notes))
+    metrics = write_results(output_dir, task, items, answers, baselines, notes="\n\n".join(notes), skipped=skipped)
     predictions = read_predictions_jsonl(output_dir / "predictions.jsonl")
     # The report shows only images the dataset carried: never a file read from outside it (`allow_local_paths`).
     shown = [[image for image in item_images if files.carried(image)] for item_images in images]

@@ -15,6 +15,7 @@ The output is a `DatasetDict` (`train` and `validation` pairs; columns `images`,
 TRL's conversational format, plus `kind` and `product_code`) and a `manifest.json` counting the pairs of each kind.
 """
 
+import functools
 import json
 import shlex
 import sys
@@ -29,15 +30,20 @@ from phi3v.arguments import GenerationArguments, ModelLoadingArguments, OutputAr
 from phi3v.checks import check_local_path
 from phi3v.data.image_columns import undecoded
 from phi3v.data.loading import load_splits
+from phi3v.data.validation import check_splits, conversation_check
 from phi3v.errors import UsageError, run_script
 from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import check_model_path, load_for_inference
 from phi3v.modeling.chat_format import build_prompt
-from phi3v.outputs import prepare_output_dir
+from phi3v.outputs import check_output_dir, prepare_output_dir
 from phi3v.tasks import CatalogueTask
-from phi3v.tasks.catalogue import prompt_messages
+from phi3v.tasks.catalogue import prompt_messages, to_conversation
 from phi3v.tasks.catalogue.negatives import HARD_NEGATIVE_KINDS, HardNegatives, build_preference_pairs
 from phi3v.tasks.config import CATALOGUE, TaskConfig, load_task_config
+
+
+PREFERENCES_KIND = "preferences"
+SCRIPT = "scripts/make_preferences.py"
 
 
 @dataclass
@@ -66,6 +72,13 @@ class PreferenceArguments:
         default=None, metadata={"help": "The answer template; default: the SFT model's (phi3v_task.json)."}
     )
     seed: int = field(default=0, metadata={"help": "Seed of the hard-negative draws."})
+    drop_invalid_rows: bool = field(
+        default=False,
+        metadata={
+            "help": "Leave out the catalogue rows that cannot be paired (a missing or empty title, category or price, "
+            "an unreadable image, ...) instead of stopping with the list; manifest.json lists them and why."
+        },
+    )
     allow_local_paths: bool = field(
         default=False,
         metadata={
@@ -99,20 +112,27 @@ def main(
     if args.model:
         check_model_path(args.model, model_args.base_model)
     inputs = [args.dataset, args.model, model_args.base_model]
-    output = prepare_output_dir(
-        output_args.output_dir,
-        output_args.overwrite,
-        inputs,
-        kind="preferences",
-        written_by="scripts/make_preferences.py",
-    )
+    check_output_dir(output_args.output_dir, output_args.overwrite, inputs, kind=PREFERENCES_KIND)
     catalogue = load_splits(args.dataset, args.splits, allow_local_paths=args.allow_local_paths)
     # Pairs are catalogue answers, asked and written as the SFT model was trained (its `phi3v_task.json`).
     saved = (load_task_config(args.model) if args.model else None) or TaskConfig()
     overrides = {key: getattr(args, key) for key in ("question", "answer_template") if getattr(args, key)}
     task = CatalogueTask(replace(saved, task=CATALOGUE, **overrides))
     question, template = task.question, task.template
+    # Every catalogue row is checked as the SFT model's training read it; bad rows stop the run, or are left out.
+    check = conversation_check(functools.partial(to_conversation, question=question, template=template))
+    checked = check_splits(
+        catalogue,
+        check,
+        args.drop_invalid_rows,
+        args.dataset,
+        way_out="Fix those rows, or pass --drop_invalid_rows to leave them out (manifest.json then lists them).",
+    )
+    catalogue = checked.splits
     template.check_round_trip(undecoded(catalogue[args.splits[0]]).remove_columns("image"))
+    output = prepare_output_dir(
+        output_args.output_dir, output_args.overwrite, inputs, kind=PREFERENCES_KIND, written_by=SCRIPT
+    )
 
     model = processor = None
     if args.model:
@@ -172,6 +192,7 @@ def main(
         "price_offset_range": args.price_offset,
         "seed": args.seed,
         "splits": manifest_splits,
+        **({"dropped_rows": checked.report()} if checked.problems else {}),
         "command": shlex.join([sys.executable, *sys.argv]),
     }
     (output / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -37,6 +37,7 @@ from phi3v.training import (
     Phi3VModelConfig,
     Phi3VScriptArguments,
     Phi3VSFTCollator,
+    check_run_rows,
     load_processor,
     parse_recipe,
     training_task,
@@ -84,6 +85,7 @@ def read_tokens(script_args, training_args, model_args, tokens_per_sample: float
         try:
             split = script_args.dataset_train_split
             rows = load_splits(script_args.dataset_name, [split], script_args.dataset_config)[split]
+            rows, _, _ = check_run_rows(script_args, rows)  # the rows sft.py would train on, or its refusal
             _, to_conversation = training_task(script_args, rows)
             collator = Phi3VSFTCollator(load_processor(model_args), None, to_conversation)
             source = f"{script_args.dataset_name} {split}"

@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass, field
 
 from phi3v.arguments import OutputArguments, ScriptArgumentParser, check_flag
+from phi3v.data.tables import DELIMITER_HELP, ENCODING_HELP, check_delimiter, check_encoding
 from phi3v.errors import DataError, run_script
 from phi3v.preparation.fetch import FetchSettings
 from phi3v.preparation.prepare import DEFAULT_CACHE_DIR, STRATIFY_FIELDS, prepare_catalogue
@@ -45,6 +46,8 @@ class PrepareArguments:
         },
     )
     split: str = field(default="train", metadata={"help": "Split of a Hub dataset to read (default: %(default)s)."})
+    encoding: str | None = field(default=None, metadata={"help": ENCODING_HELP})
+    delimiter: str | None = field(default=None, metadata={"help": DELIMITER_HELP})
     column: list[str] = field(
         default_factory=list,
         metadata={
@@ -82,6 +85,7 @@ class PrepareArguments:
     def __post_init__(self):
         for text in self.column:
             check_flag("column", text, column_pair)
+        self.encoding, self.delimiter = check_encoding(self.encoding), check_delimiter(self.delimiter)
 
     @property
     def column_mapping(self) -> dict[str, str]:
@@ -148,6 +152,8 @@ def main(args: PrepareArguments, output_args: OutputArguments, fetch_args: Fetch
         fetch_settings=fetch_args.settings(),
         max_workers=fetch_args.max_workers,
         allow_local_paths=args.allow_local_paths,
+        encoding=args.encoding,
+        delimiter=args.delimiter,
         overwrite=output_args.overwrite,
         progress=not args.no_progress,
         command=shlex.join(["python", *sys.argv]),

@@ -33,7 +33,7 @@ import json
 import shlex
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import datasets
@@ -41,8 +41,10 @@ from trl import SFTConfig, TrlParser
 
 from phi3v.arguments import ScriptArgumentParser, check_flag
 from phi3v.checks import positive_int
+from phi3v.data.formats import row_converter
 from phi3v.data.loading import load_splits
-from phi3v.errors import UsageError, UserError, run_script
+from phi3v.data.validation import conversation_check, find_row_problems, list_problems
+from phi3v.errors import DataError, UsageError, UserError, run_script
 from phi3v.outputs import check_output_dir, prepare_output_dir
 from phi3v.tasks import PUBLISHED, TASKS
 from phi3v.tasks.reproduction import (
@@ -169,6 +171,17 @@ def main(args: ReproduceArguments, positional: argparse.Namespace, sft_args: lis
     ]
     if args.eval_limit is not None:
         rows_asked = rows_asked.select(range(min(args.eval_limit, len(rows_asked))))
+    # A row the Cookbook's prompt cannot be made of is skipped and reported (reproduction.json), never asked half-read.
+    _, converter = row_converter(source.format, rows_asked.column_names)
+    skipped = find_row_problems(rows_asked, eval_split, conversation_check(converter))
+    if len(skipped) == len(rows_asked):
+        raise DataError(f"No row of {eval_dataset} {eval_split} can be asked:\n{list_problems(skipped)}")
+    if skipped:
+        print(
+            f"Skipping {len(skipped)} evaluation rows that cannot be asked:\n{list_problems(skipped)}", file=sys.stderr
+        )
+        bad = {problem.row for problem in skipped}
+        rows_asked = rows_asked.select([index for index in range(len(rows_asked)) if index not in bad])
     eval_set = eval_conversations(task, rows_asked)
     eval_set = eval_set.add_column("id", [str(index) for index in range(len(eval_set))])
     prepare_output_dir(report_dir, args.overwrite, inputs, kind=REPRODUCTION_KIND, written_by="scripts/reproduce.py")
@@ -199,6 +212,7 @@ def main(args: ReproduceArguments, positional: argparse.Namespace, sft_args: lis
     reproduction = Reproduction(published, before, after, model_args.model_name_or_path, eval_set_name)
     summary = reproduction.to_json_dict() | {
         "num_items": len(references),
+        "skipped_rows": [asdict(problem) for problem in skipped],
         "eval_set": eval_set_name,
         "model": model_args.model_name_or_path,
         "trained_model": training_args.output_dir,
@@ -221,6 +235,11 @@ def main(args: ReproduceArguments, positional: argparse.Namespace, sft_args: lis
         ],
     )
     report = render_report(reproduction, len(references), command)
+    if skipped:
+        report += (
+            f"\n{len(skipped)} rows of the evaluation set could not be asked and were skipped (`skipped_rows` in "
+            "reproduction.json says why); the scores are over the others.\n"
+        )
     (report_dir / "report.md").write_text(report)
     print(report)
 

@@ -42,6 +42,7 @@ from phi3v.training import (
     Phi3VSFTCollator,
     PredictionsTableCallback,
     add_length_column,
+    check_run_rows,
     load_model,
     load_processor,
     load_run_splits,
@@ -73,6 +74,7 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     # Dataset and task: checked before the model loads
     ################
     train_rows, eval_rows = load_run_splits(script_args, training_args)
+    train_rows, eval_rows, checked_rows = check_run_rows(script_args, train_rows, eval_rows)
     task, to_conversation = training_task(script_args, train_rows)
 
     ################
@@ -121,6 +123,8 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     ###############
     logger.info("*** Train ***")
     run_start.prepare(training_args)  # output_dir changes only now: a start that failed earlier left it as it was
+    if training_args.process_index == 0:
+        checked_rows.write_report(training_args.output_dir)  # the rows --drop_invalid_rows left out, and why
     train_result = trainer.train(resume_from_checkpoint=run_start.resume_from_checkpoint)
     metrics = train_result.metrics
     metrics["train_samples"] = len(train_dataset)

@@ -16,6 +16,7 @@ from transformers import HfArgumentParser
 
 from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, auto_bool, positive_int, torch_device
 from phi3v.data.formats import FORMATS
+from phi3v.data.tables import DELIMITER_HELP, ENCODING_HELP, check_delimiter, check_encoding
 from phi3v.errors import UsageError, usage_errors
 
 
@@ -131,6 +132,10 @@ class DatasetArguments:
         allow_local_paths (`bool`, *optional*, defaults to `False`):
             Let a local dataset's rows name image files outside its folder; a Hub dataset's rows never read local
             files.
+        encoding (`str`, *optional*):
+            A local CSV dataset's encoding, instead of detecting it (`phi3v.data.tables`).
+        delimiter (`str`, *optional*):
+            A local CSV dataset's delimiter, instead of detecting it.
     """
 
     dataset: str = field(
@@ -154,6 +159,11 @@ class DatasetArguments:
             "local files)."
         },
     )
+    encoding: str | None = field(default=None, metadata={"help": ENCODING_HELP})
+    delimiter: str | None = field(default=None, metadata={"help": DELIMITER_HELP})
+
+    def __post_init__(self):
+        self.encoding, self.delimiter = check_encoding(self.encoding), check_delimiter(self.delimiter)
 
 
 @dataclass

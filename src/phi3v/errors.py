@@ -49,10 +49,23 @@ class ExistingPathError(UserError, FileExistsError):
     exit_status = 2
 
 
-class MissingDataFileError(UserError, FileNotFoundError):
-    """A file a dataset's row names that does not exist (exit status 1: it is the data's)."""
+class BadRow(DataError):
+    """One row that cannot be used as it is: the `field` at fault (a path into the row, e.g. `messages[0].role`) and
+    the `problem` with it. `phi3v.data.validation` collects them over every row a run reads, with split and row.
 
-    exit_status = 1
+    Args:
+        field (`str`): where in the row, as the dataset names it (`texts[2].assistant`, `images[1]`, `title`).
+        problem (`str`): what is wrong there and, where there is one, the way out.
+    """
+
+    def __init__(self, field: str, problem: str):
+        super().__init__(f"field {field!r}: {problem}")
+        self.field = field
+        self.problem = problem
+
+
+class MissingDataFileError(BadRow, FileNotFoundError):
+    """A file a dataset's row names that does not exist (exit status 1: it is the data's)."""
 
 
 def debugging() -> bool:

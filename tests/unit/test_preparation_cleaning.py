@@ -16,6 +16,8 @@ from phi3v.preparation.report import DropReason
         ("$1,290.00", 1290.0),
         (" $ 12,345.5 ", 12345.5),
         ("USD 1,290", 1290.0),
+        ("1.290,00", 1290.0),  # the decimal comma (phi3v.preparation.prices)
+        ("1 290,50 €", 1290.5),
         (590.00000001, 590.0),
         (None, None),
         (math.nan, None),
@@ -27,7 +29,7 @@ def test_parse_price(value, expected):
     assert parse_price(value) == expected
 
 
-@pytest.mark.parametrize("value", ["call us", "1.290,00", "1,29,0", "$-5", 0, -10.0, math.inf, "12 99"])
+@pytest.mark.parametrize("value", ["call us", "1,29,0", "$-5", 0, -10.0, math.inf, "12 99", "99¢"])
 def test_parse_price_rejects_what_is_not_a_positive_amount(value):
     with pytest.raises(ValueError, match="price"):
         parse_price(value)

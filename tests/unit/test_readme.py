@@ -56,6 +56,8 @@ PASSES_ON_TO = {"scripts/reproduce.py": "scripts/sft.py", "scripts/plan.py": "sc
 # a dash), with the reason. The first match wins.
 NOT_RUN = {
     "make demo-dpo": "the demo, then preference pairs and DPO training on CPU (minutes); `make demo-dpo` runs it",
+    "make demo-grpo": "the demo, then two GRPO trainings and evaluations on CPU (minutes); `make demo-grpo` runs it "
+    "(tests/e2e/test_grpo.py runs the smoke recipe shortened)",
     "make demo": "installs, then about 5 minutes of CPU training and evaluation; `make demo` runs it "
     "(its steps: tests/e2e/test_sft_smoke.py, tests/unit/test_evaluate.py)",
     "make test-fast": "runs the unit tests (tests/unit), this test included",
@@ -66,6 +68,8 @@ NOT_RUN = {
     "make clean": "deletes the demo's outputs in the checkout",
     "make demo-reproduce": "the three reproductions on the tiny model and the fixtures (minutes of CPU training); "
     "tests/e2e/test_reproduce.py runs one end to end",
+    "make screenshots": "trains the demo model when missing (minutes), then serves it in headless Chromium; "
+    "tests/e2e/test_app_browser.py drives the same page",
     "make app": "serves the demo model in a web page until stopped (tests/e2e/test_app_browser.py drives scripts/app.py)",
     "pytest": "runs the test suite (`make test`)",
     "ruff": "lint and format over the tree (`make quality`)",
@@ -85,6 +89,8 @@ NOT_RUN = {
     "scripts/sft.py --config recipes/smoke/sft-full.yaml": "CPU training; tests/e2e/test_sft_smoke.py runs the smoke recipe",
     "scripts/dpo.py recipes/smoke/dpo-lora.yaml": "DPO training on the demo's SFT model; tests/e2e/test_dpo.py runs it "
     "shortened",
+    "scripts/grpo.py recipes/smoke/grpo-lora.yaml": "GRPO training on the demo's SFT model (minutes); "
+    "tests/unit/test_grpo.py runs it shortened",
     "--check_only true": "a recipe's trainer built on its real checkpoint (named RECIPE in the text); "
     "tests/e2e/test_reproduce.py runs it before a reproduction",
     "wandb sync": "uploads offline runs to W&B (account and network)",

@@ -7,20 +7,21 @@ from pathlib import Path
 
 import pytest
 import yaml
-from trl import DPOConfig, SFTConfig, TrlParser
+from trl import DPOConfig, GRPOConfig, SFTConfig, TrlParser
 
 from phi3v.tasks import PUBLISHED
-from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
+from phi3v.training import Phi3VGRPOScriptArguments, Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 RECIPES = REPO_ROOT / "recipes"
 # Every recipe, as its path under recipes/ (`burberry/sft-full.yaml`); a new file in any subfolder is picked up.
 ALL_RECIPES = sorted(path.relative_to(RECIPES).as_posix() for path in RECIPES.rglob("*.yaml"))
-SFT_RECIPES = [name for name in ALL_RECIPES if not Path(name).name.startswith("dpo-")]  # dpo.py reads `dpo-*`
+# dpo.py reads `dpo-*`, grpo.py `grpo-*` (tests/unit/test_grpo.py)
+SFT_RECIPES = [name for name in ALL_RECIPES if not Path(name).name.startswith(("dpo-", "grpo-"))]
 PUBLISHED_RECIPES = {row.recipe for row in PUBLISHED}  # the Cookbook's settings, checked in test_recipes_published.py
 REAL_RECIPES = [name for name in SFT_RECIPES if not name.startswith("smoke/") and name not in PUBLISHED_RECIPES]
-STAGES = ("sft", "dpo")
+STAGES = ("sft", "dpo", "grpo")
 METHODS = ("full", "frozen-vision", "lora", "qlora")
 SMOKE_SFT = RECIPES / "smoke" / "sft-full.yaml"
 # Overrides every CPU test needs: the real recipes ask for bf16, which TrainingArguments refuses without a GPU.
@@ -48,9 +49,10 @@ def test_recipe_path_names_its_task_stage_and_method(recipe):
         match = re.fullmatch(rf"({'|'.join(STAGES)})-({'|'.join(METHODS)})(?:-[\w.]+)?\.yaml", name)
         assert match, f"{recipe}: name it STAGE-METHOD[-MODEL].yaml, a stage of {STAGES} and a method of {METHODS}"
         stage, method = match.groups()
-    config = DPOConfig if stage == "dpo" else SFTConfig
+    config = {"dpo": DPOConfig, "grpo": GRPOConfig}.get(stage, SFTConfig)
+    script_arguments = Phi3VGRPOScriptArguments if stage == "grpo" else Phi3VScriptArguments
     _, _, model_args = parse_recipe(
-        TrlParser((Phi3VScriptArguments, config, Phi3VModelConfig)), [str(RECIPES / recipe), *CPU]
+        TrlParser((script_arguments, config, Phi3VModelConfig)), [str(RECIPES / recipe), *CPU]
     )
     if method in ("lora", "qlora"):
         assert model_args.use_peft and bool(model_args.load_in_4bit) == (method == "qlora")

@@ -17,12 +17,14 @@ Example:
 """
 
 import re
+import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
 from phi3v.data.image_columns import load_image, undecoded
 from phi3v.data.loading import load_splits
+from phi3v.data.validation import conversation_check, find_row_problems
 from phi3v.errors import DataError
 from phi3v.inference.generation import generate_answers
 from phi3v.inference.loading import load_for_inference
@@ -175,7 +177,10 @@ def load_examples(
     rows = load_splits(str(dataset_path), [split], allow_local_paths=allow_local_paths)[split]
     rows = rows.select(range(min(limit, len(rows))))
     layout, converter = task.row_converter(rows.column_names, str(dataset_path))
-    items = task.eval_items(list(undecoded(rows)), layout, converter)
+    skipped = find_row_problems(rows, split, conversation_check(converter))
+    for problem in skipped:
+        print(f"Not offering an example that cannot be asked: {problem}", file=sys.stderr)
+    items = task.eval_items(list(undecoded(rows)), layout, converter, skip_rows={problem.row for problem in skipped})
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     examples = []

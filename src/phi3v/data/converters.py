@@ -8,14 +8,16 @@ processor. Tags follow the Phi-3-V Cookbook's layout: all tags of a turn concate
 """
 
 import random
-import re
 from collections.abc import Mapping
 from pathlib import Path
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
-from phi3v.errors import DataError, MissingDataFileError
+from phi3v.errors import BadRow, MissingDataFileError
 from phi3v.modeling.chat_format import image_tag, image_tags
+
+from .conversation import SourcedRow
+from .row_checks import describe, list_value, text_value
 
 
 LLAVA_IMAGE_TOKEN = "<image>"
@@ -34,28 +36,40 @@ def from_the_cauldron(row: Mapping) -> dict:
             `user` and `assistant`; `source` is ignored).
 
     Returns:
-        `dict`: `{"images": row["images"], "messages": [...]}`.
+        `dict`: `{"images": row["images"], "messages": [...]}`, a [`SourcedRow`] naming where each message comes
+        from (`texts[0].user`).
 
     Raises:
-        `ValueError`: when `texts` is empty.
+        `BadRow`: when `texts` is empty, or a question or answer is not a string.
     """
-    images = list(row["images"] or [])
-    texts = row["texts"]
+    images = [] if row.get("images") is None else list_value(row["images"], "images", "`images`")
+    texts = list_value(row.get("texts"), "texts", "`texts`")
     if not texts:
-        raise DataError("the_cauldron row has no `texts`: there is no question to train on.")
-    messages = []
+        raise BadRow("texts", "the_cauldron row has no `texts`: there is no question to train on.")
+    messages, fields = [], []
     for turn, text in enumerate(texts):
+        field = f"texts[{turn}]"
+        if not isinstance(text, Mapping):
+            raise BadRow(field, f"a turn must be a {{user, assistant}} mapping, got {describe(text)}")
         prefix = image_tags(len(images)) if turn == 0 else ""
-        messages.append({"role": "user", "content": prefix + text["user"]})
-        messages.append({"role": "assistant", "content": text["assistant"]})
-    return {"images": images, "messages": messages}
+        user = text_value(text.get("user"), f"{field}.user", "the question")
+        assistant = text_value(text.get("assistant"), f"{field}.assistant", "the answer")
+        messages += [{"role": "user", "content": prefix + user}, {"role": "assistant", "content": assistant}]
+        fields += [(field, f"{field}.user"), (field, f"{field}.assistant")]
+    return SourcedRow(images, messages, fields)
 
 
-def _llava_image_paths(row: Mapping) -> list[str]:
+def _llava_image_paths(row: Mapping) -> tuple[list, list[str]]:
     image = row.get("image")
     if image is None:
-        return []
-    return [image] if isinstance(image, (str, Path)) else list(image)
+        return [], []
+    if isinstance(image, str | Path):
+        return [image], ["image"]
+    paths = list_value(image, "image", "`image` (a path or a list of paths)")
+    for index, path in enumerate(paths):
+        if not isinstance(path, str | Path) or not str(path).strip():
+            raise BadRow(f"image[{index}]", f"an image path must be a non-empty string, got {describe(path)}")
+    return paths, [f"image[{index}]" for index in range(len(paths))]
 
 
 def from_llava(row: Mapping, image_folder: str | Path | None = None) -> dict:
@@ -73,51 +87,89 @@ def from_llava(row: Mapping, image_folder: str | Path | None = None) -> dict:
             resolves them against the working directory.
 
     Returns:
-        `dict`: `{"images": [PIL images, opened lazily], "messages": [...]}`.
+        `dict`: `{"images": [PIL images, opened lazily], "messages": [...]}` (a [`SourcedRow`]).
 
     Raises:
-        `FileNotFoundError`: naming the row's path when an image file does not exist.
-        `ValueError`: when the `<image>` tokens and the images differ in number, or a turn's `from` is unknown.
+        `MissingDataFileError`: naming the row's path when an image file does not exist.
+        `BadRow`: when the `<image>` tokens and the images differ in number, a turn's `from` is unknown, or a turn or
+            an image is malformed.
     """
-    paths = _llava_image_paths(row)
-    turns = row["conversations"]
-    num_tokens = sum(turn["value"].count(LLAVA_IMAGE_TOKEN) for turn in turns)
-    if num_tokens and num_tokens != len(paths):
-        raise DataError(
-            f"LLaVA row {row.get('id', '')!r} has {num_tokens} `<image>` tokens but {len(paths)} images ({paths})."
-        )
-    unknown = sorted({turn["from"] for turn in turns} - set(LLAVA_ROLES))
+    paths, image_fields = _llava_image_paths(row)
+    turns = list_value(row.get("conversations"), "conversations", "`conversations`")
+    speakers, values = [], []
+    for index, turn in enumerate(turns):
+        field = f"conversations[{index}]"
+        if not isinstance(turn, Mapping):
+            raise BadRow(field, f"a turn must be a {{from, value}} mapping, got {describe(turn)}")
+        speakers.append(text_value(turn.get("from"), f"{field}.from", "the speaker (`from`)"))
+        values.append(text_value(turn.get("value"), f"{field}.value", "the text (`value`)"))
+    if not turns:
+        raise BadRow("conversations", "the conversation has no turns")
+    unknown = sorted(set(speakers) - set(LLAVA_ROLES))
     if unknown:
-        raise DataError(f"LLaVA row {row.get('id', '')!r}: unknown `from` {unknown}; expected {list(LLAVA_ROLES)}.")
+        index = next(index for index, speaker in enumerate(speakers) if speaker in unknown)
+        raise BadRow(f"conversations[{index}].from", f"unknown `from` {unknown}; expected {list(LLAVA_ROLES)}.")
+    num_tokens = sum(value.count(LLAVA_IMAGE_TOKEN) for value in values)
+    if num_tokens and num_tokens != len(paths):
+        raise BadRow(
+            "conversations", f"{num_tokens} `<image>` tokens but {len(paths)} images ({list(map(str, paths))})."
+        )
 
     counter = iter(range(1, num_tokens + 1))
     messages = []
     tags_pending = bool(paths) and not num_tokens
-    for turn in turns:
-        role = LLAVA_ROLES[turn["from"]]
-        content = re.sub(re.escape(LLAVA_IMAGE_TOKEN), lambda _: image_tag(next(counter)), turn["value"])
+    for speaker, value in zip(speakers, values, strict=True):
+        role = LLAVA_ROLES[speaker]
+        content = _replace_markers(value, counter)
         if tags_pending and role == "user":
             content, tags_pending = image_tags(len(paths)) + content, False
         messages.append({"role": role, "content": content})
-    if tags_pending:
-        raise DataError(f"LLaVA row {row.get('id', '')!r} has images but no human turn to show them in.")
+    fields = [(f"conversations[{index}].from", f"conversations[{index}].value") for index in range(len(turns))]
 
     folder = Path(image_folder) if image_folder is not None else Path()
     images = []
-    for path in paths:
+    for path, field in zip(paths, image_fields, strict=True):
         resolved = folder / path
         if not resolved.is_file():
-            raise MissingDataFileError(
-                f"LLaVA row {row.get('id', '')!r}: image {str(path)!r} not found at {resolved}."
-            )
-        images.append(Image.open(resolved))
-    return {"images": images, "messages": messages}
+            raise MissingDataFileError(field, f"image {str(path)!r} not found at {resolved}.")
+        try:
+            images.append(Image.open(resolved))
+        except (UnidentifiedImageError, OSError, ValueError) as error:
+            raise BadRow(field, f"unreadable image {str(path)!r}: {error}") from None
+    return SourcedRow(images, messages, fields, image_fields)
+
+
+def _replace_markers(value: str, counter) -> str:
+    """`value` with each LLaVA `<image>` marker replaced by the next `<|image_k|>` tag."""
+    pieces = value.split(LLAVA_IMAGE_TOKEN)
+    return pieces[0] + "".join(image_tag(next(counter)) + piece for piece in pieces[1:])
 
 
 def docvqa_question(row: Mapping) -> str:
-    """The English question of a DocVQA row: `query` itself, or `query["en"]` when it is a dict of languages."""
-    query = row["query"]
-    return query["en"] if isinstance(query, Mapping) else query
+    """The English question of a DocVQA row: `query` itself, or `query["en"]` when it is a dict of languages.
+
+    Raises:
+        `BadRow`: when the question is missing or not a string.
+    """
+    query = row.get("query")
+    if isinstance(query, Mapping):
+        return text_value(query.get("en"), "query.en", "the English question")
+    return text_value(query, "query", "the question")
+
+
+def docvqa_answers(row: Mapping) -> list[str]:
+    """The answers of a DocVQA row, each a non-empty string.
+
+    Raises:
+        `BadRow`: when `answers` is empty or not a list, or an answer is not a string or is blank.
+    """
+    answers = list_value(row.get("answers"), "answers", "`answers`")
+    if not answers:
+        raise BadRow("answers", "the row has no answers: there is nothing to learn or score")
+    for index, answer in enumerate(answers):
+        if not text_value(answer, f"answers[{index}]", "an answer").strip():
+            raise BadRow(f"answers[{index}]", "the answer is empty")
+    return answers
 
 
 def from_docvqa(row: Mapping, rng: random.Random | None = None) -> dict:
@@ -133,15 +185,20 @@ def from_docvqa(row: Mapping, rng: random.Random | None = None) -> dict:
         rng (`random.Random`, *optional*): Draws the answer among `answers` when given.
 
     Returns:
-        `dict`: `{"images": [row["image"]], "messages": [user, assistant]}`.
+        `dict`: `{"images": [row["image"]], "messages": [user, assistant]}` (a [`SourcedRow`]).
 
     Raises:
-        `ValueError`: when `answers` is empty.
+        `BadRow`: when the image is missing, `answers` is empty, or the question or an answer is not a string.
     """
-    answers = list(row["answers"])
-    if not answers:
-        raise DataError(f"DocVQA row {row.get('id', '')!r} has no answers.")
-    answer = rng.choice(answers) if rng is not None else answers[0]
-    question = f"{image_tags(1)}{docvqa_question(row)}\n{DOCVQA_INSTRUCTION}"
-    messages = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
-    return {"images": [row["image"]], "messages": messages}
+    answers = docvqa_answers(row)
+    question = docvqa_question(row)
+    if row.get("image") is None:
+        raise BadRow("image", "the document image is missing (None)")
+    index = rng.randrange(len(answers)) if rng is not None else 0
+    question_field = "query.en" if isinstance(row["query"], Mapping) else "query"
+    messages = [
+        {"role": "user", "content": f"{image_tags(1)}{question}\n{DOCVQA_INSTRUCTION}"},
+        {"role": "assistant", "content": answers[index]},
+    ]
+    fields = [(question_field, question_field), ("answers", f"answers[{index}]")]
+    return SourcedRow([row["image"]], messages, fields, ["image"])

@@ -19,7 +19,8 @@ _EXIF_ORIENTATION = 0x0112
 
 
 def undecoded(dataset: datasets.Dataset) -> datasets.Dataset:
-    """`dataset` with its image columns (`Image` or a list of `Image`) cast to `decode=False`; no pixels are read.
+    """`dataset` with its image columns (`Image` or a list of `Image`) cast to `decode=False`; no pixels are read, and
+    nothing is written (the rows are the same Arrow data, read with other features).
 
     Args:
         dataset (`datasets.Dataset`): any dataset; columns that hold no images are left as they are.
@@ -35,7 +36,12 @@ def undecoded(dataset: datasets.Dataset) -> datasets.Dataset:
         ):
             features[name] = datasets.List(datasets.Image(decode=False))
             changed = True
-    return dataset.cast(features) if changed else dataset
+    if not changed:
+        return dataset
+    # The same Arrow data read with other features: `cast` would write a cache file beside a `save_to_disk` dataset.
+    info = dataset.info.copy()
+    info.features = features
+    return datasets.Dataset(dataset.data, info=info, split=dataset.split, indices_table=dataset._indices)
 
 
 def open_image(value) -> Image.Image:

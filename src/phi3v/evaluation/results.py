@@ -9,13 +9,19 @@ Written into the output directory:
   Catalogue lines also carry the `truth` (the template's columns) and, per system, the `parsed` fields and `errors`;
 - `report.md`: the table of every system side by side, how to read it, and the plots;
 - `price_scatter_<system>.png` (catalogue with prices): predicted against true price, log axes;
+- `skipped_rows.json` (only when rows were skipped): each row of the split that could not be asked (a malformed
+  conversation, an empty answer, an unreadable image...), with its split, row index, field and problem
+  (`phi3v.data.validation`); the metrics are over the rows asked, whose number is `num_samples`;
 - `.phi3v-output.json`: marks the directory as this project's evaluation output (`phi3v.outputs`).
 """
 
+import json
 import re
 from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from pathlib import Path
 
+from phi3v.data.validation import RowProblem
 from phi3v.errors import UsageError
 from phi3v.evaluation.report import plot_price_scatter, write_metrics_json, write_predictions_jsonl, write_report
 from phi3v.outputs import mark_output_dir
@@ -24,6 +30,7 @@ from phi3v.tasks.catalogue.metrics import CATEGORY_MEDIAN, GLOBAL_MEDIAN
 
 
 EVALUATION_KIND = "evaluation"
+SKIPPED_ROWS_NAME = "skipped_rows.json"
 
 
 def blank_control_name(model_name: str) -> str:
@@ -63,6 +70,7 @@ def write_results(
     baselines: Mapping[str, Mapping] | None = None,
     title: str = "Evaluation report",
     notes: str | None = None,
+    skipped: Sequence[RowProblem] = (),
 ) -> dict[str, dict]:
     """Scores every system's answers with the task's metrics and writes the files of the module docstring.
 
@@ -75,6 +83,7 @@ def write_results(
         baselines (`Mapping[str, Mapping]`, *optional*): baseline name -> metrics (`Task.baselines`), after the models.
         title (`str`, *optional*, defaults to `"Evaluation report"`): the report's heading.
         notes (`str`, *optional*): text under the heading (checkpoints, split, settings).
+        skipped (`Sequence[RowProblem]`, *optional*): the rows that could not be asked, written to `skipped_rows.json`.
 
     Returns:
         `dict[str, dict]`: system name -> metrics, as written to `metrics.json`.
@@ -102,6 +111,9 @@ def write_results(
         ),
     )
     write_metrics_json(output_dir / "metrics.json", metrics_by_system)
+    if skipped:
+        record = {"rows_skipped": len(skipped), "skipped": [asdict(problem) for problem in skipped]}
+        (output_dir / SKIPPED_ROWS_NAME).write_text(json.dumps(record, indent=2) + "\n")
     write_report(output_dir, metrics_by_system, title, notes, plots, explanation=task.metrics_explained)
     return metrics_by_system
 

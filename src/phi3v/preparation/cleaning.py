@@ -4,9 +4,9 @@ Each function returns the rows it keeps and a `DroppedRow` for every row it does
 """
 
 import math
-import re
 from collections.abc import Iterable
 
+from . import prices
 from .report import DroppedRow, DropReason
 
 
@@ -14,8 +14,6 @@ NOT_AVAILABLE = "N.A."  # how the DBQ catalogues write a missing category; kept 
 
 # Values that mean "no value" in scraped catalogues (compared lower-cased, stripped).
 _MISSING_MARKERS = {"", "n.a.", "n/a", "na", "none", "null", "nan"}
-# "590", "590.0", "$1,290.00", "USD 1,290": an optional currency, digits with optional thousands commas, cents.
-_PRICE_PATTERN = re.compile(r"(?:USD)?\s*\$?\s*(?P<units>\d{1,3}(?:,\d{3})+|\d+)(?P<cents>\.\d+)?")
 
 
 def is_missing(value) -> bool:
@@ -27,37 +25,22 @@ def is_missing(value) -> bool:
     return isinstance(value, str) and value.strip().lower() in _MISSING_MARKERS
 
 
-def parse_price(value) -> float | None:
-    """Parses a catalogue price into dollars, rounded to cents.
+def parse_price(value, decimal_mark: str | None = ".") -> float | None:
+    """Parses a catalogue price into an amount rounded to cents (`phi3v.preparation.prices`: `1,290.00`, `1.290,00`,
+    `1 290,00 €`, `USD 1,290`...), or `None` for a missing value.
 
     Args:
         value (`float`, `int`, `str` or `None`):
-            `590.0`, `1290`, `"590"`, `"$1,290.00"`, `"USD 1,290"`, or a missing marker (`None`, NaN, `""`, `"N.A."`).
-
-    Returns:
-        `float` or `None`: the price, or `None` when the value is missing.
+            `590.0`, `1290`, `"590"`, `"$1,290.00"`, `"1.290,00 €"`, or a missing marker (`None`, NaN, `""`, `"N.A."`).
+        decimal_mark (`str`, *optional*, defaults to `"."`):
+            The table's decimal mark (`prices.decimal_mark`), which reads an ambiguous cell (`1,290`); `None` when it
+            is not known, which refuses such a cell.
 
     Raises:
-        `ValueError`: when the value is present but not a positive amount (e.g. `"call us"`, `"1.290,00"`, `0`).
-        `TypeError`: when the value is neither a number nor a string (e.g. `True` or a list).
+        `ValueError`: when the value is present but not a positive amount (e.g. `"call us"`, `"1,29,0"`, `0`), or is
+            ambiguous (`prices.AmbiguousPrice`). `TypeError`: when it is neither a number nor a string.
     """
-    if is_missing(value):
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"price {value!r} is a boolean, not an amount")
-    if isinstance(value, int | float):
-        price = float(value)
-    elif isinstance(value, str):
-        match = _PRICE_PATTERN.fullmatch(value.strip())
-        if match is None:
-            raise ValueError(f"price {value!r} is not an amount like 590.0 or $1,290.00")
-        price = float(match["units"].replace(",", "") + (match["cents"] or ""))
-    else:
-        raise TypeError(f"price {value!r} has unsupported type {type(value).__name__}")
-    if not math.isfinite(price) or price <= 0:
-        raise ValueError(f"price {value!r} is not a positive amount")
-    # Cents are the unit a shop prices in; rounding here removes float noise such as 590.00000001 at the source.
-    return round(price, 2)
+    return None if is_missing(value) else prices.parse_price(value, decimal_mark)
 
 
 def parse_product_code(value) -> str | None:
@@ -69,12 +52,14 @@ def parse_product_code(value) -> str | None:
     return str(value).strip()
 
 
-def clean_rows(rows: Iterable[dict]) -> tuple[list[dict], list[DroppedRow]]:
+def clean_rows(rows: Iterable[dict], decimal_mark: str | None = ".") -> tuple[list[dict], list[DroppedRow]]:
     """Parses the metadata of source rows and drops the rows the recipe cannot use.
 
     Args:
         rows (`Iterable[dict]`):
             Rows keyed by `sources.CATALOGUE_FIELDS` plus `source_row` (their index in the source).
+        decimal_mark (`str`, *optional*, defaults to `"."`):
+            The table's decimal mark (`prices.decimal_mark`); `None` refuses the prices it would decide (`1,290`).
 
     Returns:
         `tuple[list[dict], list[DroppedRow]]`: the kept rows, with `product_code`, `title` and the categories as
@@ -85,7 +70,7 @@ def clean_rows(rows: Iterable[dict]) -> tuple[list[dict], list[DroppedRow]]:
     for row in rows:
         product_code = parse_product_code(row["product_code"])
         image_url = None if is_missing(row["image"]) else str(row["image"]).strip()
-        problem = _first_metadata_problem(row, product_code, image_url)
+        problem = _first_metadata_problem(row, product_code, image_url, decimal_mark)
         if problem is not None:
             raw_image = None if row["image"] is None else str(row["image"])
             dropped.append(DroppedRow(row["source_row"], product_code, raw_image, *problem))
@@ -97,7 +82,7 @@ def clean_rows(rows: Iterable[dict]) -> tuple[list[dict], list[DroppedRow]]:
         parsed = {
             "product_code": product_code,
             "title": " ".join(str(row["title"]).split()),
-            "full_price": parse_price(row["full_price"]),
+            "full_price": parse_price(row["full_price"], decimal_mark),
             "image_url": image_url,
         }
         kept.append({name: value for name, value in row.items() if name != "image"} | categories | parsed)
@@ -105,15 +90,17 @@ def clean_rows(rows: Iterable[dict]) -> tuple[list[dict], list[DroppedRow]]:
 
 
 def _first_metadata_problem(
-    row: dict, product_code: str | None, image_url: str | None
+    row: dict, product_code: str | None, image_url: str | None, decimal_mark: str | None
 ) -> tuple[DropReason, str] | None:
     if product_code is None:
         return DropReason.MISSING_PRODUCT_CODE, ""
     if is_missing(row["title"]):
         return DropReason.MISSING_TITLE, ""
     try:
-        if parse_price(row["full_price"]) is None:
+        if parse_price(row["full_price"], decimal_mark) is None:
             return DropReason.MISSING_PRICE, ""
+    except prices.AmbiguousPrice as error:
+        return DropReason.AMBIGUOUS_PRICE, str(error)
     except (ValueError, TypeError) as error:
         return DropReason.BAD_PRICE, str(error)
     if image_url is None:

@@ -16,6 +16,7 @@ from .cache import ImageCache
 from .cleaning import clean_rows, deduplicate_by_product_code
 from .fetch import FetchSettings, ImageFetcher
 from .images import ImageRejected
+from .prices import decimal_mark
 from .report import DroppedRow
 from .sources import load_source
 from .splits import check_split_fractions, split_by_product_code
@@ -41,6 +42,8 @@ def prepare_catalogue(
     fetch_settings: FetchSettings | None = None,
     max_workers: int = 8,
     allow_local_paths: bool = False,
+    encoding: str | None = None,
+    delimiter: str | None = None,
     overwrite: bool = False,
     progress: bool = True,
     command: str | None = None,
@@ -75,6 +78,10 @@ def prepare_catalogue(
         allow_local_paths (`bool`, *optional*, defaults to `False`):
             Let a local table name image files outside its own folder (absolute paths, `file://` URLs, `../`). Rows of
             a Hub dataset never read local files: such a row is dropped as `local_path_from_hub`.
+        encoding (`str`, *optional*):
+            A CSV source's encoding, instead of detecting it (`phi3v.data.tables`).
+        delimiter (`str`, *optional*):
+            A CSV source's delimiter, instead of detecting it.
         overwrite (`bool`, *optional*, defaults to `False`):
             Replace `output_dir` if it holds a previously prepared catalogue. Other non-empty directories are never
             replaced.
@@ -93,9 +100,11 @@ def prepare_catalogue(
     check_output_dir(output_dir, overwrite, inputs=[source])
     fetch_settings = fetch_settings or FetchSettings()
 
-    table = load_source(source, column_mapping=column_mapping, split=split)
+    table = load_source(source, column_mapping=column_mapping, split=split, encoding=encoding, delimiter=delimiter)
     logger.info("Read %d rows from %s", len(table.rows), source)
-    rows, dropped = clean_rows(row | {"source_row": index} for index, row in enumerate(table.rows))
+    # One decimal mark for the whole price column: a cell such as `1,290` is read by what the others show.
+    price_mark = decimal_mark([row["full_price"] for row in table.rows], table.description.get("delimiter"))
+    rows, dropped = clean_rows((row | {"source_row": index} for index, row in enumerate(table.rows)), price_mark)
 
     fetcher = ImageFetcher(fetch_settings, ImageCache(cache_dir), allow_local_paths=allow_local_paths)
     images = fetcher.fetch_all((row["image_url"] for row in rows), table.base_dir, max_workers, progress)
@@ -122,6 +131,7 @@ def prepare_catalogue(
         "source": table.description,
         "command": command if command is not None else shlex.join(["python", *sys.argv]),
         "rows_in": len(table.rows),
+        "price_decimal_mark": price_mark,
         "seed": seed,
         "split_fractions": {"validation": validation_fraction, "test": test_fraction},
         "stratify_by": stratify_by,

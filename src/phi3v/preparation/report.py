@@ -16,6 +16,7 @@ class DropReason(StrEnum):
     MISSING_TITLE = "missing_title"
     MISSING_PRICE = "missing_price"
     BAD_PRICE = "bad_price"  # present but not a positive number, e.g. "call us" or 0
+    AMBIGUOUS_PRICE = "ambiguous_price"  # `1,290` where the table does not show its decimal mark (preparation.prices)
     MISSING_IMAGE = "missing_image"  # empty or "N.A." image URL/path
     # Where the image comes from.
     BAD_SCHEME = "bad_scheme"  # anything but http, https, file or a plain local path

@@ -1,12 +1,12 @@
 """Catalogue sources: a Hub dataset id or a local Parquet / CSV / JSON Lines file, read into rows with our field names.
-Local files are read by `datasets`' own Parquet, CSV and JSON readers, as training data is (`phi3v.data.loading`).
+Local files are read by `datasets`' own Parquet, CSV and JSON readers, as training data is (`phi3v.data.loading`); a
+CSV file in the encoding and with the delimiter `phi3v.data.tables.open_csv` detects or is given, every line checked.
 
 The recipe needs seven fields per product (`CATALOGUE_FIELDS`). `DEFAULT_COLUMN_MAPPING` maps them to the columns of the
 reference catalogue, `DBQ/Burberry.Product.prices.United.States`; any other catalogue works by mapping its own column
 names, e.g. `{"image": "local_path", "full_price": "price_usd"}`.
 """
 
-import csv
 import hashlib
 import json
 from collections.abc import Mapping
@@ -16,6 +16,7 @@ from pathlib import Path
 import datasets
 
 from phi3v.data.loading import FILE_BUILDERS
+from phi3v.data.tables import CsvTable, open_csv
 from phi3v.errors import DataError, MissingPathError, UsageError
 
 
@@ -42,7 +43,8 @@ class SourceTable:
     Args:
         description (`dict`):
             What the source is, for the manifest: `kind` (`"local_file"` or `"hub"`), `path` or `dataset_id` and
-            `split`, and `fingerprint` (`"sha256:<hex>"` of the file bytes, or of the rows for a Hub dataset).
+            `split`, and `fingerprint` (`"sha256:<hex>"` of the file bytes, or of the rows for a Hub dataset); for a
+            CSV file, the `encoding` and `delimiter` it was read with.
         rows (`list[dict]`):
             One dict per source row, in source order, keyed by `CATALOGUE_FIELDS`. Values are as read (strings,
             numbers or `None`); cleaning parses them.
@@ -66,7 +68,11 @@ def resolve_column_mapping(column_mapping: Mapping[str, str] | None) -> dict[str
 
 
 def load_source(
-    source: str | Path, column_mapping: Mapping[str, str] | None = None, split: str = "train"
+    source: str | Path,
+    column_mapping: Mapping[str, str] | None = None,
+    split: str = "train",
+    encoding: str | None = None,
+    delimiter: str | None = None,
 ) -> SourceTable:
     """Reads a catalogue from a local file or the Hub and renames its columns to `CATALOGUE_FIELDS`.
 
@@ -79,6 +85,10 @@ def load_source(
             Our field name -> source column name, for the fields that differ from `DEFAULT_COLUMN_MAPPING`.
         split (`str`, *optional*, defaults to `"train"`):
             Split to read from a Hub dataset (local files have one table).
+        encoding (`str`, *optional*):
+            A CSV file's encoding, instead of detecting it (`phi3v.data.tables`).
+        delimiter (`str`, *optional*):
+            A CSV file's delimiter, instead of detecting it.
 
     Returns:
         `SourceTable`: the rows with our field names, where they came from and their fingerprint.
@@ -86,8 +96,10 @@ def load_source(
     mapping = resolve_column_mapping(column_mapping)
     path = Path(source)
     if path.suffix.lower() in FILE_BUILDERS or path.exists():
-        records, description = _read_local_file(path)
+        records, description = _read_local_file(path, encoding, delimiter)
         base_dir = path.resolve().parent
+    elif encoding or delimiter:
+        raise UsageError(f"--encoding and --delimiter are for a local CSV file; {source} is a Hub dataset id.")
     else:
         records, description = _read_hub_dataset(str(source), split)
         base_dir = None
@@ -105,42 +117,47 @@ def load_source(
     return SourceTable(description=description | {"column_mapping": mapping}, rows=rows, base_dir=base_dir)
 
 
-def _read_local_file(path: Path) -> tuple[list[dict], dict]:
+def _read_local_file(path: Path, encoding: str | None, delimiter: str | None) -> tuple[list[dict], dict]:
     if not path.is_file():
         raise MissingPathError(f"Catalogue file {path} does not exist.")
     builder = FILE_BUILDERS.get(path.suffix.lower())
     if builder is None:
         raise UsageError(f"Cannot read {path}: use a {', '.join(FILE_BUILDERS)} file or a Hub dataset id.")
+    if builder != "csv" and (encoding or delimiter):
+        raise UsageError(f"--encoding and --delimiter are for a CSV file; {path} is {builder}.")
     content = path.read_bytes()
-    records = _read_table(path, builder) if content.strip() else []  # `load_source` says "has no rows"
+    description = {"kind": "local_file", "path": str(path.resolve())}
+    records = []  # `load_source` says "has no rows"
+    if builder == "csv" and content.strip():
+        table = open_csv(path, encoding, delimiter)
+        description |= table.describe()
+        if table.num_rows:
+            records = _read_table(path, builder, _csv_options(table))
+        if len(records) != table.num_rows:  # pandas must read the records `open_csv` checked, no more, no fewer
+            raise DataError(
+                f"{path}: {table.num_rows} records checked but {len(records)} rows read; pass --delimiter."
+            )
+    elif content.strip():
+        records = _read_table(path, builder, {})
     fingerprint = hashlib.sha256(content).hexdigest()
-    return records, {"kind": "local_file", "path": str(path.resolve()), "fingerprint": f"sha256:{fingerprint}"}
+    return records, description | {"fingerprint": f"sha256:{fingerprint}"}
 
 
-def _csv_options(path: Path) -> dict | None:
-    """The CSV reader's options: every value a string, as written (`None` for a file without rows).
+def _csv_options(table: CsvTable) -> dict:
+    """The CSV reader's options: the file's encoding and delimiter, and every value a string, as written.
 
-    Type inference would turn product code "00123" into 123 and a price column with one "$1,290.00" into strings
-    anyway, and pandas' missing-value markers would turn a title "NA" into nothing; cleaning parses what it needs.
+    Type inference would turn product code "00123" into 123, a price "1.290" into 1.29 and a price column with one
+    "$1,290.00" into strings anyway, and pandas' missing-value markers would turn a title "NA" into nothing; cleaning
+    parses what it needs.
     """
-    with open(path, newline="", encoding="utf-8-sig") as file:
-        lines = csv.reader(file)
-        header = next(lines, [])
-        if next((line for line in lines if line), None) is None:
-            return None
-    return {
-        "features": datasets.Features({column: datasets.Value("string") for column in header}),
+    return table.read_options() | {
+        "features": datasets.Features({column: datasets.Value("string") for column in table.columns}),
         "keep_default_na": False,
-        "index_col": False,  # a row with more fields than the header is cut to the header, not shifted
-        "encoding": "utf-8-sig",
     }
 
 
-def _read_table(path: Path, builder: str) -> list[dict]:
+def _read_table(path: Path, builder: str, options: dict) -> list[dict]:
     """The rows of a local table, read by `datasets`' reader for it (which refuses a table without rows)."""
-    options = _csv_options(path) if builder == "csv" else {}
-    if options is None:
-        return []
     try:
         table = datasets.load_dataset(builder, data_files=str(path), split="train", **options)
     except (ValueError, datasets.exceptions.DatasetGenerationError) as error:

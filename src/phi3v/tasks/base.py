@@ -15,7 +15,7 @@ after normalising (`phi3v.text_metrics.answer_scores`); the catalogue ([`Catalog
 tasks ([`PublishedTask`]) refine it.
 """
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -77,7 +77,11 @@ class Task:
         """
 
     def eval_items(
-        self, rows: Iterable[Mapping], layout: str, to_conversation: Callable[[Mapping], Mapping] | None
+        self,
+        rows: Iterable[Mapping],
+        layout: str,
+        to_conversation: Callable[[Mapping], Mapping] | None,
+        skip_rows: Collection[int] = (),
     ) -> list[dict]:
         """Evaluation items of rows in `layout`: the last assistant turn of each conversation is asked.
 
@@ -86,10 +90,15 @@ class Task:
             layout (`str`): their layout (`phi3v.data.formats`), or `"preference"` for preference pairs, whose chosen
                 answer is the reference.
             to_conversation (`Callable`, *optional*): the layout's converter to TRL's conversational format.
+            skip_rows (`Collection[int]`, *optional*): indices of rows not to ask (those `phi3v.data.validation`
+                found bad); the others keep their index as their id when the rows have no id column.
+
+        Raises:
+            `BadRow`: for a row that cannot be asked and is not skipped.
         """
         if layout == "preference":
-            return conversation_items(rows, chosen_conversation, id_column="product_code")
-        return conversation_items(rows, to_conversation)
+            return conversation_items(rows, chosen_conversation, id_column="product_code", skip_rows=skip_rows)
+        return conversation_items(rows, to_conversation, skip_rows=skip_rows)
 
     def parse(self, answer: str) -> dict:
         """The fields of `answer_fields` read from an answer (`None` where unread); free text has none."""
@@ -151,7 +160,10 @@ def chosen_conversation(row: Mapping) -> dict:
 
 
 def conversation_items(
-    rows: Iterable[Mapping], to_conversation: Callable[[Mapping], Mapping] | None, id_column: str = "id"
+    rows: Iterable[Mapping],
+    to_conversation: Callable[[Mapping], Mapping] | None,
+    id_column: str = "id",
+    skip_rows: Collection[int] = (),
 ) -> list[dict]:
     """Evaluation items of conversational rows: `id`, `images` (those the prompt names), `prompt`, `references`.
 
@@ -161,9 +173,12 @@ def conversation_items(
         rows (`Iterable[Mapping]`): the dataset's rows (ideally with undecoded images).
         to_conversation (`Callable`, *optional*): the dataset layout's converter (`phi3v.data.formats`).
         id_column (`str`, *optional*, defaults to `"id"`): the column that names a row; else its index.
+        skip_rows (`Collection[int]`, *optional*): indices of rows not to ask.
     """
     items = []
     for index, row in enumerate(rows):
+        if index in skip_rows:
+            continue
         conversation = as_conversation(to_conversation(row) if to_conversation is not None else row)
         prompt, reference = conversation.eval_split()
         named = max((int(k) for m in prompt for k in IMAGE_TAG.findall(m["content"])), default=0)

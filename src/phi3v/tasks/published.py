@@ -1,7 +1,7 @@
 """The Cookbook's published tasks (DocVQA, Hateful Memes, NLVR2) as a [`Task`]: the Cookbook's prompt on rows of its
 evaluation layout, scored with its metric (ANLS, accuracy) before exact match and edit similarity."""
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 
 from phi3v.text_metrics import answer_scores
 
@@ -27,11 +27,19 @@ class PublishedTask(Task):
         self.spec = TASKS[config.task]
 
     def eval_items(
-        self, rows: Iterable[Mapping], layout: str, to_conversation: Callable[[Mapping], Mapping] | None
+        self,
+        rows: Iterable[Mapping],
+        layout: str,
+        to_conversation: Callable[[Mapping], Mapping] | None,
+        skip_rows: Collection[int] = (),
     ) -> list[dict]:
         if layout != self.spec.eval_source.format:
-            return super().eval_items(rows, layout, to_conversation)
-        return [{"id": str(row.get("id", index)), **self.spec.to_eval_item(row)} for index, row in enumerate(rows)]
+            return super().eval_items(rows, layout, to_conversation, skip_rows)
+        return [
+            {"id": str(row.get("id", index)), **self.spec.to_eval_item(row)}
+            for index, row in enumerate(rows)
+            if index not in skip_rows
+        ]
 
     def item_scores(self, answer: str, item: Mapping) -> dict[str, float]:
         references = list(item["references"])

@@ -10,6 +10,7 @@ from trl import ModelConfig, ScriptArguments
 
 from phi3v.checks import ATTN_IMPLEMENTATIONS, DTYPES, check_choice
 from phi3v.data.formats import FORMATS
+from phi3v.data.tables import DELIMITER_HELP, ENCODING_HELP, check_delimiter, check_encoding
 from phi3v.errors import UsageError
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, DEFAULT_QUESTION
 from phi3v.tasks.config import TASK_NAMES
@@ -63,6 +64,15 @@ class Phi3VScriptArguments(ScriptArguments):
         allow_local_paths (`bool`, *optional*, defaults to `False`):
             Let a local dataset's rows name image files outside its folder (absolute paths, `file://`, `../`). A Hub
             dataset's rows never read local files (`phi3v.data.local_files`).
+        encoding (`str`, *optional*):
+            A local CSV dataset's encoding, instead of detecting it (`phi3v.data.tables`).
+        delimiter (`str`, *optional*):
+            A local CSV dataset's delimiter, instead of detecting it.
+        drop_invalid_rows (`bool`, *optional*, defaults to `False`):
+            Leave out the rows that cannot be trained on (an assistant turn first, an empty answer, a `None` text,
+            images that their tags do not match, an unreadable image...) instead of stopping with the list; their
+            count and reasons are logged and written to `output_dir/dropped_rows.json` when training starts
+            (`phi3v.data.validation`).
     """
 
     dataset_format: str = field(
@@ -120,11 +130,23 @@ class Phi3VScriptArguments(ScriptArguments):
             "local files."
         },
     )
+    encoding: str | None = field(default=None, metadata={"help": ENCODING_HELP})
+    delimiter: str | None = field(default=None, metadata={"help": DELIMITER_HELP})
+
+    drop_invalid_rows: bool = field(
+        default=False,
+        metadata={
+            "help": "Leave out the rows that cannot be trained on (wrong roles or order, empty answers, missing or "
+            "unreadable images, ...) instead of stopping with the list; their reasons go to "
+            "output_dir/dropped_rows.json."
+        },
+    )
 
     def __post_init__(self):  # TRL's ScriptArguments has none to call
         # TRL's parser checks no choice of a `str` field, and argparse none of a recipe's values.
         check_choice("dataset_format", self.dataset_format, FORMATS)
         check_choice("task", self.task, TASK_NAMES, allow_none=True)
+        self.encoding, self.delimiter = check_encoding(self.encoding), check_delimiter(self.delimiter)
         for name in ("eval_predictions", "eval_generations"):
             if getattr(self, name) < 0:
                 raise UsageError(f"{name} must be at least 0, got {getattr(self, name)}.")
@@ -215,3 +237,27 @@ class Phi3VModelConfig(ModelConfig):
         check_choice("attn_implementation", self.attn_implementation, ATTN_IMPLEMENTATIONS, allow_none=True)
         if self.num_crops is not None and self.num_crops < 1:
             raise UsageError(f"num_crops must be at least 1, got {self.num_crops}.")
+
+
+@dataclass
+class Phi3VGRPOScriptArguments(Phi3VScriptArguments):
+    r"""
+    [`Phi3VScriptArguments`] plus the rewards of `scripts/grpo.py`.
+
+    Args:
+        reward_funcs (`list[str]`, *optional*):
+            The reward functions, in the order of GRPOConfig's `reward_weights`: components of the task's reward
+            (`Task.rewards`; the catalogue's `format`, `price`, `category`, `title`; `anls` or `cookbook_accuracy` for
+            the Cookbook's tasks; `edit_similarity` for a conversation), or a function of your own as a dotted path
+            (`my_rewards:brevity` or `my_rewards.brevity`, taking `(prompts, completions, **kwargs)`). Defaults to
+            every component of the task's reward (`phi3v.training.rewards`).
+    """
+
+    reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Reward functions, in the order of `reward_weights`: components of the task's reward (format, "
+            "price, category, title; anls; edit_similarity) or dotted paths `module:function`; defaults to every "
+            "component of the task's reward."
+        },
+    )

@@ -6,14 +6,11 @@ import torch
 from torch.nn.utils.rnn import pad_sequence
 from transformers import ProcessorMixin
 
-from phi3v.data.conversation import Conversation, row_images
+from phi3v.data.conversation import PREFERENCE_SIDES as SIDES
+from phi3v.data.conversation import Conversation, preference_conversations
 from phi3v.data.image_columns import image_size, load_image
-from phi3v.modeling.chat_format import to_phi3v_messages
 
 from .encoding import encode_conversation, too_long_message
-
-
-SIDES = ("chosen", "rejected")
 
 
 class Phi3VPreferenceCollator:
@@ -36,13 +33,9 @@ class Phi3VPreferenceCollator:
 
     @staticmethod
     def conversations(example: Mapping) -> dict[str, Conversation]:
-        """The chosen and rejected conversations of a pair; the answers follow the prompt."""
-        images = row_images(example)
-        prompt = list(example["prompt"])
-        return {
-            side: Conversation(images, to_phi3v_messages(prompt + list(example[side]), len(images)), len(prompt))
-            for side in SIDES
-        }
+        """The chosen and rejected conversations of a pair; the answers follow the prompt (checked by
+        `phi3v.data.conversation.preference_conversations`)."""
+        return preference_conversations(example)
 
     def sequence_length(self, example: Mapping) -> int:
         """Tokens of the longer side of a pair, from image sizes alone (undecoded cells are not decoded)."""

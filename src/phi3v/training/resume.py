@@ -90,6 +90,9 @@ NOT_PART_OF_THE_RUN = frozenset(
         "include_num_input_tokens_seen",
         "torch_empty_cache_steps",
         "enable_jit_checkpoint",
+        # How a local CSV file is read, not what it holds: detected or given, the same bytes give the same rows.
+        "encoding",
+        "delimiter",
     }
 )
 NOT_PART_OF_THE_RUN_PREFIXES = ("logging_", "eval_", "save_", "hub_", "trackio_", "ddp_", "torch_compile")

@@ -36,7 +36,8 @@ import re
 import string
 from collections.abc import Iterable, Mapping
 
-from phi3v.errors import DataError, UsageError
+from phi3v.data.conversation import SourcedRow
+from phi3v.errors import BadRow, DataError, UsageError
 from phi3v.modeling.chat_format import image_tag
 
 
@@ -143,6 +144,31 @@ class AnswerTemplate:
             alternatives.append(f"(?P<f{index}>" + "|".join(patterns) + ")")
         return re.compile("|".join(alternatives), re.IGNORECASE)
 
+    def check_row(self, row: Mapping) -> None:
+        """Refuses a row whose answer would be wrong: a column the template names that is missing, `None`, blank, not
+        text or a number, or (`full_price`) not a finite non-negative number.
+
+        Raises:
+            `BadRow`: naming the column.
+        """
+        for field in self.fields:
+            if field not in row:
+                raise BadRow(
+                    field, f"answer_template uses {{{field}}} but the row has no {field!r}; it has {sorted(row)}"
+                )
+            value = row[field]
+            if value is None:
+                raise BadRow(field, "the value is missing (None)")
+            if field == PRICE_FIELD:
+                try:
+                    format_price(value)
+                except (TypeError, ValueError) as error:
+                    raise BadRow(field, str(error)) from None
+            elif isinstance(value, bool) or not isinstance(value, str | int | float):
+                raise BadRow(field, f"must be text or a number, got {type(value).__name__} {str(value)[:60]!r}")
+            elif not str(value).strip():
+                raise BadRow(field, "the value is empty")
+
     def render(self, row: Mapping) -> str:
         """The answer for `row`: `{full_price}` with `format_price`, every other column as it is.
 
@@ -242,8 +268,9 @@ def to_conversation(row: Mapping, question: str = DEFAULT_QUESTION, template: An
         template ([`AnswerTemplate`], *optional*): the answer's template; defaults to `DEFAULT_ANSWER_TEMPLATE`.
     """
     template = template or AnswerTemplate(DEFAULT_ANSWER_TEMPLATE)
+    template.check_row(row)
     has_image = row.get("image") is not None
-    return {
-        "images": [row["image"]] if has_image else [],
-        "messages": [*prompt_messages(question, has_image), {"role": "assistant", "content": template.render(row)}],
-    }
+    answer_field = template.fields[0] if len(template.fields) == 1 else "answer_template"
+    messages = [*prompt_messages(question, has_image), {"role": "assistant", "content": template.render(row)}]
+    fields = [("question", "question"), (answer_field, answer_field)]
+    return SourcedRow([row["image"]] if has_image else [], messages, fields, ["image"] if has_image else [])

@@ -146,7 +146,9 @@ def build_preference_pairs(
     pairs = []
     for index, row in enumerate(rows):
         answer = None if generated is None else generated[index]
-        if answer is not None and not is_correct(answer, row, template) and answer.strip() != template.render(row):
+        # An empty answer is no mistake to learn from (the pair would reject nothing): a hard negative replaces it.
+        wrong = answer is not None and answer.strip() and not is_correct(answer, row, template)
+        if wrong and answer.strip() != template.render(row):
             pairs.append(preference_pair(row, answer, ON_POLICY, question, template))
         else:
             kind = hard_negatives.rng.choice(usable)

@@ -2,17 +2,19 @@
 per field (`metrics`), median-price baselines, and per-field rewards for RL."""
 
 import math
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import datasets
 
+from phi3v.data.conversation import as_conversation
 from phi3v.data.image_columns import undecoded
-from phi3v.errors import DataError
+from phi3v.errors import BadRow, DataError
 from phi3v.text_metrics import normalised_edit_similarity
 
 from ..base import Task, check_answers
 from ..config import TaskConfig
-from .answers import PRICE_FIELD, AnswerTemplate, format_price, prompt_messages
+from .answers import PRICE_FIELD, AnswerTemplate, format_price
+from .answers import to_conversation as to_conversation_of
 from .metrics import CATEGORY_FIELD, answer_errors, baseline_metrics, same_text, score_catalogue
 
 
@@ -65,20 +67,31 @@ class CatalogueTask(Task):
         self.template.check_round_trip(undecoded(rows).remove_columns("image"))
 
     def eval_items(
-        self, rows: Iterable[Mapping], layout: str, to_conversation: Callable[[Mapping], Mapping] | None
+        self,
+        rows: Iterable[Mapping],
+        layout: str,
+        to_conversation: Callable[[Mapping], Mapping] | None,
+        skip_rows: Collection[int] = (),
     ) -> list[dict]:
         if layout != "catalogue":
-            return super().eval_items(rows, layout, to_conversation)
-        return [
-            {
-                "id": str(row.get("product_code", index)),
-                "images": [] if row["image"] is None else [row["image"]],
-                "prompt": prompt_messages(self.question, row["image"] is not None),
-                "references": [self.template.render(row)],
-                "truth": {column: value for column, value in row.items() if column != "image"},
-            }
-            for index, row in enumerate(rows)
-        ]
+            return super().eval_items(rows, layout, to_conversation, skip_rows)
+        items = []
+        for index, row in enumerate(rows):
+            if index in skip_rows:
+                continue
+            # The conversation training reads (checked as it is: `as_conversation`), asked up to its answer.
+            conversation = as_conversation(to_conversation_of(row, self.question, self.template))
+            prompt, reference = conversation.eval_split()
+            items.append(
+                {
+                    "id": str(row.get("product_code", index)),
+                    "images": conversation.images,
+                    "prompt": prompt,
+                    "references": [reference],
+                    "truth": {column: value for column, value in row.items() if column != "image"},
+                }
+            )
+        return items
 
     def parse(self, answer: str) -> dict:
         return self.template.parse(answer)
@@ -147,10 +160,20 @@ class CatalogueTask(Task):
         """The median-price baselines, fitted on the training split, when the items are catalogue rows."""
         if not all("truth" in item for item in items):
             return {}, []
-        train_rows = load_train_split().remove_columns("image").to_list()
+        rows = load_train_split().remove_columns("image").to_list()
+        train_rows = [row for row in rows if self._usable(row)]  # a row whose answer cannot be rendered fits nothing
         baselines = baseline_metrics(train_rows, [item["truth"] for item in items], self.answer_fields)
         note = f"Answer template `{self.template.template}`; baselines fitted on split `{train_split}`."
+        if len(train_rows) < len(rows):
+            note += f" {len(rows) - len(train_rows)} of its {len(rows)} rows lack a usable answer and are left out."
         return baselines, [note]
+
+    def _usable(self, row: Mapping) -> bool:
+        try:
+            self.template.check_row(row)
+        except BadRow:
+            return False
+        return True
 
     def format_field(self, value) -> str:
         return format_price(value) if isinstance(value, float) else str(value)
