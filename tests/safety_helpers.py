@@ -104,6 +104,33 @@ def _log_records_to(stream: io.StringIO):
             library_handler.setStream(old_stream)
 
 
+@contextlib.contextmanager
+def steps_in_this_process():
+    """While active, a script's step that runs another script as `subprocess.run([sys.executable, "scripts/X.py",
+    args...])` (as scripts/reproduce.py runs sft.py and evaluate.py) runs it in this process through `run_script_here`:
+    the same command, its exit status returned, what it printed passed on to this process's output as a child's
+    would be. Any other command runs as a process.
+    """
+    real_run = subprocess.run
+
+    def run(command, *args, **kwargs):
+        script = Path(command[1]) if len(command) > 1 and command[0] == sys.executable else None
+        if script is None or script.parent != REPO_ROOT / "scripts" or args or set(kwargs) - {"check"}:
+            return real_run(command, *args, **kwargs)
+        result = run_script_here(script.name, *command[2:])
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if kwargs.get("check") and result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, command)
+        return subprocess.CompletedProcess(command, result.returncode)
+
+    subprocess.run = run
+    try:
+        yield
+    finally:
+        subprocess.run = real_run
+
+
 def output_of(result: subprocess.CompletedProcess) -> str:
     return result.stdout + result.stderr
 
