@@ -7,6 +7,7 @@ Only the killed run has a process of its own (it is killed); the others run in t
 `python scripts/sft.py` would), each sparing the ~10 s of imports of a new interpreter."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -124,10 +125,11 @@ def test_a_file_or_a_foreign_directory_is_never_trained_into(tiny_checkpoint, sy
 
 
 def test_overwrite_starts_fresh_and_an_explicit_checkpoint_resumes_with_new_arguments(
-    killed_then_rerun, tiny_checkpoint, synthetic_catalogue
+    killed_then_rerun, tiny_checkpoint, synthetic_catalogue, tmp_path
 ):
-    # Runs last in this module: it replaces the run the tests above share.
-    output_dir, _ = killed_then_rerun
+    # A copy of the shared run: the tests above read the original, perhaps at the same time on another worker.
+    output_dir = tmp_path / "run"
+    shutil.copytree(killed_then_rerun[0], output_dir)
     fresh = ["--overwrite_output_dir", "true", "--max_steps", "2", "--save_steps", "2"]
     result = run_script_here("sft.py", *sft_args(tiny_checkpoint, synthetic_catalogue, output_dir, *fresh))
     assert result.returncode == 0, output_of(result)[-5000:]
