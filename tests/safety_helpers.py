@@ -45,7 +45,8 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
     process would not print may show too; a check that a message is absent only gets stricter.
 
     `os.environ` is restored afterwards: a script may set variables (TrainingArguments sets `ACCELERATE_*` ones) that
-    its process would take with it, and that must not reach the next script run in this process.
+    its process would take with it, and that must not reach the next script run in this process. A W&B run the script
+    started is finished, as at its process's exit.
 
     Args:
         script: the file name under `scripts/`, or a path from the repository root (`benchmarks/...`).
@@ -61,7 +62,10 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
     returncode = 0
     try:
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), _log_records_to(stderr):
-            runpy.run_path(str(REPO_ROOT / command[0]), run_name="__main__")
+            try:
+                runpy.run_path(str(REPO_ROOT / command[0]), run_name="__main__")
+            finally:
+                _finish_wandb_run()
     except SystemExit as exit_info:  # as the interpreter exits: a status, None (0) or a message (printed, status 1)
         if isinstance(exit_info.code, str):
             stderr.write(exit_info.code + "\n")
@@ -75,6 +79,14 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
         os.environ.clear()
         os.environ.update(environ)
     return subprocess.CompletedProcess(command, returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def _finish_wandb_run() -> None:
+    """Finishes the W&B run the script started (`report_to: wandb`), as its process's exit would (W&B's exit hook):
+    otherwise it stays the current run of this process, and the next script's run would log into it."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
 
 
 @contextlib.contextmanager
