@@ -10,10 +10,8 @@ as written (the accelerate config only gains `use_cpu: true` and `num_processes:
 A recipe that `accelerate launch` would start as one plain process (no accelerate config, or one that is not
 distributed: accelerate's simple launcher) runs in this process, with the environment accelerate's own launcher code
 prepares for it: the same script, arguments and variables, without the ~20 s of two more interpreters' imports. A
-recipe whose config starts it through torchrun (`multi_gpu`) or DeepSpeed goes through accelerate's launcher code and
-torch's elastic agent as `accelerate launch` does, in a process forked from this one, and the agent forks its worker
-rather than starting a new interpreter: the same launch, rendezvous, environment and script, without the imports,
-and no distributed state left behind in this process.
+recipe whose config starts it through torchrun (`multi_gpu`) or DeepSpeed is launched as written, in processes of its
+own.
 
 Whether the run learned is measured outside it, in float32, on a fixed batch of training rows: the loss of the trained
 weights (DeepSpeed's float32 master weights for a full fine-tune, the saved adapter for LoRA) against the loss of the
@@ -24,11 +22,8 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
-import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -165,65 +160,6 @@ def simple_launch_environment(config_file: Path, command: list[str]) -> dict[str
     return environment
 
 
-def launch_forked(config_file: Path, command: list[str], env: dict[str, str], root: Path, timeout: int):
-    """`accelerate launch --config_file CONFIG_FILE COMMAND` for a config that starts the script through torchrun or
-    DeepSpeed: accelerate's `launch_command` and torch's elastic agent run in a child forked from this process, and
-    the agent forks its worker (the rank runs the script as `run_script_here` does) instead of starting an
-    interpreter. The worker's output and exit status are returned as a subprocess's.
-    """
-    stdout, stderr = root / "launch.stdout", root / "launch.stderr"
-    pid = os.fork()
-    if pid == 0:  # the launcher; never returns
-        status = 1
-        try:
-            status = _launch_in_this_child(config_file, command, env, stdout, stderr)
-        except BaseException:  # noqa: BLE001  (the launcher failed: its traceback, then exit)
-            with open(stderr, "a") as file:
-                file.write(traceback.format_exc())
-        finally:
-            os._exit(status)
-    deadline = time.monotonic() + timeout
-    while (waited := os.waitpid(pid, os.WNOHANG)) == (0, 0):
-        if time.monotonic() > deadline:
-            os.killpg(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
-            raise subprocess.TimeoutExpired(command, timeout)
-        time.sleep(0.1)
-    returncode = os.waitstatus_to_exitcode(waited[1])
-    stdout_text, stderr_text = (path.read_text() if path.exists() else "" for path in (stdout, stderr))
-    return subprocess.CompletedProcess(command, returncode, stdout_text, stderr_text)
-
-
-def _launch_in_this_child(config_file: Path, command: list[str], env: dict, stdout: Path, stderr: Path) -> int:
-    import torch.distributed.run
-    from accelerate.commands.launch import launch_command, launch_command_parser
-    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
-
-    os.setpgid(0, 0)  # its own process group: a timeout kills the launcher and the worker it forked
-    os.environ.update(env)
-    os.chdir(REPO_ROOT)
-    elastic_launch = torch.distributed.run.elastic_launch
-
-    def run_rank(*cmd_args: str) -> None:
-        assert cmd_args[:2] == ("-u", command[0]), cmd_args  # `python -u SCRIPT ARGS...`, as torchrun would start
-        result = run_script_here(command[0], *cmd_args[2:])
-        stdout.write_text(result.stdout)
-        stderr.write_text(result.stderr)
-        sys.exit(result.returncode)
-
-    def launch_forking_the_worker(config, entrypoint):
-        assert entrypoint == sys.executable, entrypoint
-        config.start_method = "fork"
-        return elastic_launch(config=config, entrypoint=run_rank)
-
-    torch.distributed.run.elastic_launch = launch_forking_the_worker
-    try:
-        launch_command(launch_command_parser().parse_args(["--config_file", str(config_file), *command]))
-    except ChildFailedError as error:
-        return max(failure.exitcode for failure in error.failures.values()) or 1
-    return 0
-
-
 def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path, timeout: int = 900) -> RecipeRun:
     """Runs `recipe` for `STEPS` optimiser steps on CPU, changed only as the module docstring says."""
     script_args, training_args, model_args = parse(recipe, "--use_cpu", "true")
@@ -246,7 +182,11 @@ def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path, timeout: int = 9
     if launch_env is not None:  # one plain process: this one (see the module docstring)
         result = run_script_here(script.name, *command[1:], env=launch_env | env)
     else:
-        result = launch_forked(config_file, command, env, root, timeout)
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
+        result = subprocess.run(
+            [*launch, *command], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+            env=os.environ | env,
+        )  # fmt: skip
     script_args, training_args, model_args = parse(recipe, *overrides)
     return RecipeRun(recipe, script_args, training_args, model_args, output_dir, model, dataset, result)
 
