@@ -1,8 +1,10 @@
 """Shared fixtures: a tiny random Phi-3-V checkpoint in the Hub layout, a small synthetic catalogue (both built once per
 test run, shared by the pytest-xdist workers), and the real Hub files from ../shared.
 
-Tests are in two folders: `tests/unit` calls the code in this process (`make test-fast`); `tests/e2e` runs scripts as
-a user does, in other processes (training, launchers, a browser). `make test` runs both, one worker per core.
+Tests are in two folders: `tests/unit` calls the code in this process (`make test-fast`); `tests/e2e` runs scripts end
+to end as a user does (training, launchers, a browser): in this process (`safety_helpers.run_script_here`) where the
+test is not about a process, in processes of their own where it is (a launcher, a kill, the terminal, two ranks, the
+app server). `make test` runs both, one worker per core.
 """
 
 import os

@@ -7,6 +7,12 @@ of optimiser steps (`max_steps`, a few). Precision, LoRA/QLoRA settings, frozen 
 optimiser, scheduler, length limits, evaluation, saving and the accelerate/DeepSpeed config named in the header stay
 as written (the accelerate config only gains `use_cpu: true` and `num_processes: 1`).
 
+A recipe that `accelerate launch` would start as one plain process (no accelerate config, or one that is not
+distributed: accelerate's simple launcher) runs in this process, with the environment accelerate's own launcher code
+prepares for it: the same script, arguments and variables, without the ~20 s of two more interpreters' imports. A
+recipe whose config starts it through torchrun (`multi_gpu`) or DeepSpeed is launched as written, in processes of its
+own.
+
 Whether the run learned is measured outside it, in float32, on a fixed batch of training rows: the loss of the trained
 weights (DeepSpeed's float32 master weights for a full fine-tune, the saved adapter for LoRA) against the loss of the
 starting weights. A recipe's warm-up makes its first learning rates tiny, so the fall is small but exact.
@@ -33,6 +39,8 @@ from phi3v.tasks.catalogue.answers import AnswerTemplate
 from phi3v.tasks.catalogue.negatives import HardNegatives, build_preference_pairs
 from phi3v.tasks.config import TaskConfig
 from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
+
+from .safety_helpers import run_script_here
 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -124,6 +132,34 @@ def cpu_accelerate_config(name: str, root: Path) -> Path:
     return path
 
 
+def simple_launch_environment(config_file: Path, command: list[str]) -> dict[str, str] | None:
+    """The environment `accelerate launch --config_file CONFIG_FILE COMMAND` gives the script when its simple launcher
+    runs it as one plain process; None when accelerate would start it another way (torchrun, DeepSpeed).
+
+    Args:
+        config_file: the accelerate config.
+        command: the script and its arguments.
+    """
+    from accelerate.commands.launch import (
+        _validate_launch_command,
+        launch_command_parser,
+        prepare_simple_launcher_cmd_env,
+    )
+    from accelerate.utils import ComputeEnvironment
+
+    args = launch_command_parser().parse_args(["--config_file", str(config_file), *command])
+    args, defaults, _ = _validate_launch_command(args)
+    # `accelerate.commands.launch.launch_command`'s choice of launcher, in its order
+    other = (args.use_deepspeed, args.use_fsdp, args.use_megatron_lm, args.multi_gpu, args.tpu)
+    if (any(other) and not args.cpu) or (
+        defaults is not None and defaults.compute_environment == ComputeEnvironment.AMAZON_SAGEMAKER
+    ):
+        return None
+    launched, environment = prepare_simple_launcher_cmd_env(args)
+    assert launched[1:] == command, launched  # the interpreter, then the script and its arguments as given
+    return environment
+
+
 def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path, timeout: int = 900) -> RecipeRun:
     """Runs `recipe` for `STEPS` optimiser steps on CPU, changed only as the module docstring says."""
     script_args, training_args, model_args = parse(recipe, "--use_cpu", "true")
@@ -138,17 +174,19 @@ def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path, timeout: int = 9
     if model_args.attn_implementation == "flash_attention_2":
         overrides += ["--attn_implementation", "sdpa"]
     script = REPO_ROOT / "scripts" / ("dpo.py" if is_dpo(recipe) else "sft.py")
+    command = [str(script), str(recipe), *overrides]
+    env = {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(root)}
     config_name = accelerate_config_name(recipe)
-    if config_name is None:
-        command = [sys.executable, str(script), str(recipe), *overrides]
+    config_file = None if config_name is None else cpu_accelerate_config(config_name, root)
+    launch_env = {} if config_file is None else simple_launch_environment(config_file, command)
+    if launch_env is not None:  # one plain process: this one (see the module docstring)
+        result = run_script_here(script.name, *command[1:], env=launch_env | env)
     else:
-        config_file = cpu_accelerate_config(config_name, root)
         launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
-        command = [*launch, str(script), str(recipe), *overrides]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(root)}
-    result = subprocess.run(
-        command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout, env=env
-    )
+        result = subprocess.run(
+            [*launch, *command], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
+            env=os.environ | env,
+        )  # fmt: skip
     script_args, training_args, model_args = parse(recipe, *overrides)
     return RecipeRun(recipe, script_args, training_args, model_args, output_dir, model, dataset, result)
 

@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import io
+import logging
 import os
 import runpy
 import subprocess
@@ -31,24 +32,40 @@ def run_script(script: str, *args, launcher: str | None = None, timeout: int = 6
     )
 
 
-def run_script_here(script: str, *args) -> subprocess.CompletedProcess:
+def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.CompletedProcess:
     """`run_script` in this process (`runpy`, as `python scripts/<script>` would), which spares the ~10 s of importing
     torch, transformers, TRL and PEFT again: the exit status, standard output and standard error of the script's own
     code. What only a separate process shows (a launcher's patches, a kill, the terminal) needs `run_script`.
 
+    Standard error holds what the script's process would print there: its writes, and its log records, which a fresh
+    interpreter prints through `logging.basicConfig`'s handler (or logging's last resort) and the libraries' own
+    handlers (transformers, datasets), all bound to the real stderr. Here pytest's handlers hold the root logger, so
+    `basicConfig` adds none, and the libraries' handlers were bound when first used: a handler on the root logger and
+    the libraries' handlers point at the captured stderr while the script runs. Records of a level the script's own
+    process would not print may show too; a check that a message is absent only gets stricter.
+
+    `os.environ` is restored afterwards: a script may set variables (TrainingArguments sets `ACCELERATE_*` ones) that
+    its process would take with it, and that must not reach the next script run in this process. A W&B run the script
+    started is finished, as at its process's exit.
+
     Args:
-        script: the file name under `scripts/`.
+        script: the file name under `scripts/`, or a path from the repository root (`benchmarks/...`).
         args: its command-line arguments (made strings).
+        env: variables set while it runs, as a launcher or the user's shell would set them.
     """
-    command = [f"scripts/{script}", *map(str, args)]
-    argv, cwd = sys.argv, os.getcwd()
+    command = [script if "/" in script else f"scripts/{script}", *map(str, args)]
+    argv, cwd, environ = sys.argv, os.getcwd(), dict(os.environ)
     sys.argv = list(command)
+    os.environ.update({name: str(value) for name, value in (env or {}).items()})
     os.chdir(REPO_ROOT)
     stdout, stderr = io.StringIO(), io.StringIO()
     returncode = 0
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            runpy.run_path(str(REPO_ROOT / "scripts" / script), run_name="__main__")
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), _log_records_to(stderr):
+            try:
+                runpy.run_path(str(REPO_ROOT / command[0]), run_name="__main__")
+            finally:
+                _finish_wandb_run()
     except SystemExit as exit_info:  # as the interpreter exits: a status, None (0) or a message (printed, status 1)
         if isinstance(exit_info.code, str):
             stderr.write(exit_info.code + "\n")
@@ -59,7 +76,71 @@ def run_script_here(script: str, *args) -> subprocess.CompletedProcess:
     finally:
         sys.argv = argv
         os.chdir(cwd)
+        os.environ.clear()
+        os.environ.update(environ)
     return subprocess.CompletedProcess(command, returncode, stdout.getvalue(), stderr.getvalue())
+
+
+def _finish_wandb_run() -> None:
+    """Finishes the W&B run the script started (`report_to: wandb`), as its process's exit would (W&B's exit hook):
+    otherwise it stays the current run of this process, and the next script's run would log into it."""
+    wandb = sys.modules.get("wandb")
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish()
+
+
+@contextlib.contextmanager
+def _log_records_to(stream: io.StringIO):
+    """Log records go to `stream` as well, where a fresh interpreter running the script would print them."""
+    import datasets
+    import transformers
+
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(levelname)s:%(name)s:%(message)s"))  # logging.basicConfig's default
+    root = logging.getLogger()
+    root.addHandler(handler)
+    # Configured now if not yet, so that a first use inside the script does not bind transformers' handler to `stream`.
+    transformers.utils.logging._configure_library_root_logger()
+    library_handlers = [
+        library_handler
+        for module in (transformers.utils.logging, datasets.utils.logging)
+        for library_handler in module._get_library_root_logger().handlers
+        if isinstance(library_handler, logging.StreamHandler)
+    ]
+    streams = [library_handler.setStream(stream) for library_handler in library_handlers]
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        for library_handler, old_stream in zip(library_handlers, streams, strict=True):
+            library_handler.setStream(old_stream)
+
+
+@contextlib.contextmanager
+def steps_in_this_process():
+    """While active, a script's step that runs another script as `subprocess.run([sys.executable, "scripts/X.py",
+    args...])` (as scripts/reproduce.py runs sft.py and evaluate.py) runs it in this process through `run_script_here`:
+    the same command, its exit status returned, what it printed passed on to this process's output as a child's
+    would be. Any other command runs as a process.
+    """
+    real_run = subprocess.run
+
+    def run(command, *args, **kwargs):
+        script = Path(command[1]) if len(command) > 1 and command[0] == sys.executable else None
+        if script is None or script.parent != REPO_ROOT / "scripts" or args or set(kwargs) - {"check"}:
+            return real_run(command, *args, **kwargs)
+        result = run_script_here(script.name, *command[2:])
+        sys.stdout.write(result.stdout)
+        sys.stderr.write(result.stderr)
+        if kwargs.get("check") and result.returncode != 0:
+            raise subprocess.CalledProcessError(result.returncode, command)
+        return subprocess.CompletedProcess(command, result.returncode)
+
+    subprocess.run = run
+    try:
+        yield
+    finally:
+        subprocess.run = real_run
 
 
 def output_of(result: subprocess.CompletedProcess) -> str:

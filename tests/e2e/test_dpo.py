@@ -1,9 +1,10 @@
 """The DPO stage end to end on CPU, as a user runs its scripts: smoke SFT -> on-policy pairs -> smoke DPO -> one report
-for SFT and DPO; and a DPO run that cannot beat its SFT model says so and saves its best checkpoint."""
+for SFT and DPO; and a DPO run that cannot beat its SFT model says so and saves its best checkpoint.
+
+The scripts run in this process (`run_script_here`, as `python scripts/<script>` would): nothing here is about a
+launcher or a separate process, and each interpreter spared is ~10 s of imports."""
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import datasets
@@ -15,15 +16,12 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 import phi3v  # noqa: F401  (registers the Auto classes)
 
 from ..conftest import built_once
+from ..safety_helpers import run_script_here
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def run(*command, timeout=600):
-    result = subprocess.run(
-        [sys.executable, *command], cwd=REPO_ROOT, capture_output=True, text=True, check=False, timeout=timeout
-    )
+def run(script: str, *args):
+    """`python scripts/<script> args...`, in this process; it must succeed."""
+    result = run_script_here(script, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
 
@@ -35,10 +33,10 @@ def short_sft_and_pairs(tiny_checkpoint, synthetic_catalogue, tmp_path_factory):
 
     def train_then_pair(root: Path) -> None:
         sft, pairs = root / "sft", root / "pairs"
-        run("scripts/sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name",
+        run("sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint), "--dataset_name",
             str(synthetic_catalogue), "--output_dir", str(sft), "--max_steps", "40", "--eval_strategy", "no",
             "--save_strategy", "no")  # fmt: skip
-        run("scripts/make_preferences.py", "--dataset", str(synthetic_catalogue), "--model", str(sft), "--output",
+        run("make_preferences.py", "--dataset", str(synthetic_catalogue), "--model", str(sft), "--output",
             str(pairs))  # fmt: skip
 
     root = built_once(tmp_path_factory, "sft-and-pairs", train_then_pair)
@@ -65,7 +63,7 @@ def test_smoke_sft_then_pairs_then_dpo_then_one_report(short_sft_and_pairs, synt
 
     # Smoke DPO from the SFT model, LoRA on top, reference = adapter disabled; evaluated on the validation pairs and
     # by the answers to the validation prompts at steps 0 (the SFT model), 8, 16 and 24.
-    result = run("scripts/dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(sft), "--dataset_name",
+    result = run("dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(sft), "--dataset_name",
                  str(pairs), "--output_dir", str(dpo), "--max_steps", "24", "--logging_steps", "4",
                  "--per_device_train_batch_size", "4", "--eval_steps", "8", "--save_steps", "8")  # fmt: skip
     history = json.loads((dpo / "trainer_state.json").read_text())["log_history"]
@@ -99,7 +97,7 @@ def test_smoke_sft_then_pairs_then_dpo_then_one_report(short_sft_and_pairs, synt
     assert model.generate(**inputs, max_new_tokens=8, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
 
     # SFT and DPO side by side in one report, with the baselines.
-    run("scripts/evaluate.py", "--dataset", str(catalogue), "--model", f"sft={sft}", f"dpo={dpo}",
+    run("evaluate.py", "--dataset", str(catalogue), "--model", f"sft={sft}", f"dpo={dpo}",
         "--output_dir", str(report), "--no_blank_control")  # fmt: skip
     metrics = json.loads((report / "metrics.json").read_text())
     assert {"sft", "dpo", "global median", "true-category median"} <= set(metrics)
@@ -116,7 +114,7 @@ def test_dpo_that_cannot_beat_sft_says_so_and_saves_its_best_checkpoint_not_its_
     (sft, pairs), dpo = short_sft_and_pairs, tmp_path / "dpo"
     # A learning rate that wrecks generation: no DPO checkpoint answers in the SFT model's form any more. Checkpoints
     # are chosen by the share of answers that parse; all of them are kept, to compare the saved weights with them.
-    result = run("scripts/dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(sft), "--dataset_name",
+    result = run("dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(sft), "--dataset_name",
                  str(pairs), "--output_dir", str(dpo), "--learning_rate", "0.05", "--max_steps", "12",
                  "--per_device_train_batch_size", "4", "--eval_steps", "4", "--save_steps", "4",
                  "--save_total_limit", "5", "--metric_for_best_model", "eval_parse_rate",

@@ -1,28 +1,14 @@
-"""`scripts/make_reproduction_fixtures.py` writes the fixtures with the row counts it is given."""
+"""`scripts/make_reproduction_fixtures.py` writes the fixtures with the row counts it is given (run in this process, as
+`python scripts/make_reproduction_fixtures.py` would: its flags and its files are what is checked, not a process)."""
 
-import subprocess
-import sys
-from pathlib import Path
-
+from ..safety_helpers import output_of, run_script_here
 from ..unit.test_fixtures_reproduction import SMALL, load
-
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_script_writes_the_fixtures(tmp_path):
     output = tmp_path / "reproduction"
     args = [f"--{name}_rows={count}" for name, count in SMALL.items()]
-    subprocess.run(
-        [
-            sys.executable,
-            str(REPO_ROOT / "scripts" / "make_reproduction_fixtures.py"),
-            "--output_dir",
-            str(output),
-            *args,
-        ],
-        check=True,
-        capture_output=True,
-    )
+    result = run_script_here("make_reproduction_fixtures.py", "--output_dir", output, *args)
+    assert result.returncode == 0, output_of(result)[-3000:]
     assert len(load(output, "the_cauldron", "hateful_memes", "train")) == SMALL["hateful_memes"]
     assert (output / "manifest.json").is_file()

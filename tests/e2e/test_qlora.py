@@ -1,10 +1,11 @@
 """QLoRA end to end on CPU with the tiny model: a 4-bit NF4 base (bitsandbytes' CPU backend) and LoRA train through
 `scripts/sft.py`, the adapter is evaluated on the 4-bit base by `scripts/evaluate.py`, and `scripts/merge_lora.py`
-writes a full-precision model whose logits are the 4-bit base + adapter's (not the original base + adapter's)."""
+writes a full-precision model whose logits are the 4-bit base + adapter's (not the original base + adapter's).
+
+The scripts run in this process (as `python scripts/<script>` would), which spares the imports of a new interpreter."""
 
 import json
 import runpy
-import subprocess
 import sys
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from phi3v.tasks.catalogue import prompt_messages
 
 from ..conftest import built_once
 from ..evaluation_helpers import REPO_ROOT, one_torch_thread
+from ..safety_helpers import run_script_here
 from ..unit.test_qlora import is_nf4, linear_layers
 
 
@@ -56,11 +58,10 @@ def qlora_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory):
     """The QLoRA run the tests read, made once and shared by the pytest-xdist workers."""
 
     def train(output_dir: Path) -> None:
-        command = [
-            sys.executable, "scripts/sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint),
-            "--dataset_name", str(synthetic_catalogue), "--output_dir", str(output_dir), *QLORA_OVERRIDES,
-        ]  # fmt: skip
-        result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
+        result = run_script_here(
+            "sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", tiny_checkpoint,
+            "--dataset_name", synthetic_catalogue, "--output_dir", output_dir, *QLORA_OVERRIDES,
+        )  # fmt: skip
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     return built_once(tmp_path_factory, "qlora-run", train)

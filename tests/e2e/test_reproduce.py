@@ -1,30 +1,25 @@
 """scripts/reproduce.py on the tiny model and the offline fixtures: a trainer that cannot be built stops before the base
 evaluation, and a published row runs end to end (the report shows the Cookbook score before and after training).
-Its refusals before any work: tests/unit/test_reproduce.py."""
+Its refusals before any work: tests/unit/test_reproduce.py.
+
+reproduce.py and the steps it runs (`python scripts/sft.py ...`, `python scripts/evaluate.py ...`, the commands it
+builds) run in this process (`run_script_here`, `steps_in_this_process`): each interpreter spared is ~10 s of imports,
+and nothing here is about the processes themselves."""
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 from phi3v.fixtures.reproduction import make_reproduction_fixtures
 
+from ..safety_helpers import output_of, run_script_here, steps_in_this_process
 from ..unit.test_reproduce import TINY_CPU
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def reproduce(*args, check=True):
-    return subprocess.run(
-        [sys.executable, str(REPO_ROOT / "scripts" / "reproduce.py"), *map(str, args)],
-        cwd=REPO_ROOT,
-        capture_output=True,
-        text=True,
-        check=check,
-    )
+def reproduce(*args):
+    """`python scripts/reproduce.py args...`: its output includes that of the steps it runs, as a terminal's would."""
+    with steps_in_this_process():
+        return run_script_here("reproduce.py", *args)
 
 
 def test_a_trainer_that_cannot_be_built_stops_before_the_base_evaluation(tmp_path, tiny_checkpoint):
@@ -38,7 +33,6 @@ def test_a_trainer_that_cannot_be_built_stops_before_the_base_evaluation(tmp_pat
         *("--model_name_or_path", tiny_checkpoint, "--dataset_name", data, "--dataset_train_split", "train[8:]"),
         *TINY_CPU,
         *("--lora_dropout", "0.1", "--output_dir", output_dir),  # dropout on the adapted lm_head cannot train
-        check=False,
     )
     assert result.returncode != 0 and "lm_head" in result.stderr and "--check_only true" in result.stdout
     assert not (report_dir / "before").exists() and not output_dir.exists()  # no evaluation spent, nothing written
@@ -49,13 +43,14 @@ def test_hateful_memes_row_on_the_fixtures(tmp_path, tiny_checkpoint):
     make_reproduction_fixtures(fixtures, num_rows={"hateful_memes": 96})
     data = fixtures / "the_cauldron" / "hateful_memes"
     report_dir = tmp_path / "report"
-    reproduce(
+    result = reproduce(
         "recipes/cookbook/hateful-memes/sft-full.yaml",
         *("--report_dir", report_dir, "--eval_dataset", data, "--eval_split", "train[:32]"),
         *("--model_name_or_path", tiny_checkpoint, "--dataset_name", data, "--dataset_train_split", "train[32:]"),
         *TINY_CPU,
         *("--num_train_epochs", "12", "--output_dir", tmp_path / "model"),
     )
+    assert result.returncode == 0, output_of(result)[-5000:]
     summary = json.loads((report_dir / "reproduction.json").read_text())
     assert summary["num_items"] == 32 and summary["published"] == 86.4
     assert summary["verdict"] == "not applicable" and summary["within_tolerance"] is None  # as report.md says

@@ -1,28 +1,32 @@
 """Local image paths in catalogue rows (`scripts/prepare_dataset.py`): a Hub dataset's rows never read local files
 (each such row is dropped as `local_path_from_hub`); a local table reads files inside its own folder, and elsewhere
 only with `--allow_local_paths`. A preparation that keeps no row exits non-zero naming the drop reasons; one that
-leaves a split empty warns on standard error and in the manifest."""
+leaves a split empty warns on standard error and in the manifest.
+
+The script runs in this process (`run_script_here`, as `python scripts/prepare_dataset.py` would), which spares the
+imports of a new interpreter; a Hub dataset is stood in for by replacing the Hub reader (`fake_hub_rows`)."""
 
 import csv
 import json
 import os
 
+from phi3v.preparation import sources
+
 from .. import data_helpers_images as images
-from ..safety_helpers import REPO_ROOT, output_of, run_script
+from ..safety_helpers import REPO_ROOT, output_of, run_script_here
 
 
 COLUMNS = ["product_code", "title", "category1_code", "category2_code", "category3_code", "full_price", "imageurl"]
 
-# Runs the script with the Hub reader replaced by rows from the JSON file named in PHI3V_FAKE_HUB_ROWS.
-FAKE_HUB = """
-import json, os, runpy, sys
-import phi3v.preparation.sources as sources
-rows = json.loads(open(os.environ["PHI3V_FAKE_HUB_ROWS"]).read())
-description = {"kind": "hub", "fingerprint": "sha256:fake"}
-sources._read_hub_dataset = lambda dataset_id, split: (rows, description | {"dataset_id": dataset_id, "split": split})
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
+
+def fake_hub_rows(monkeypatch, rows: list[dict]) -> None:
+    """The Hub reader answers every dataset id and split with `rows`."""
+    description = {"kind": "hub", "fingerprint": "sha256:fake"}
+    monkeypatch.setattr(
+        sources,
+        "_read_hub_dataset",
+        lambda dataset_id, split: (rows, description | {"dataset_id": dataset_id, "split": split}),
+    )
 
 
 def row(code, image_ref):
@@ -35,8 +39,8 @@ def dropped_reasons(output_dir):
     return {entry["product_code"]: entry["reason"] for entry in map(json.loads, (output_dir / "dropped.jsonl").open())}
 
 
-def prepare(*args, launcher=None):
-    return run_script("prepare_dataset.py", *args, "--no_progress", launcher=launcher)
+def prepare(*args):
+    return run_script_here("prepare_dataset.py", *args, "--no_progress")
 
 
 def test_hub_rows_naming_local_files_are_dropped_and_nothing_kept_fails(tmp_path, monkeypatch):
@@ -44,11 +48,9 @@ def test_hub_rows_naming_local_files_are_dropped_and_nothing_kept_fails(tmp_path
     photo.parent.mkdir()
     photo.write_bytes(images.png())
     refs = {"H0": photo.as_uri(), "H1": str(photo), "H2": os.path.relpath(photo, REPO_ROOT)}  # all readable here
-    rows_file = tmp_path / "rows.json"
-    rows_file.write_text(json.dumps([row(code, ref) for code, ref in refs.items()]))
-    monkeypatch.setenv("PHI3V_FAKE_HUB_ROWS", str(rows_file))
+    fake_hub_rows(monkeypatch, [row(code, ref) for code, ref in refs.items()])
     output_dir = tmp_path / "prepared"
-    result = prepare("--source", "some-org/catalogue", "--output_dir", output_dir, launcher=FAKE_HUB)
+    result = prepare("--source", "some-org/catalogue", "--output_dir", output_dir)
     assert result.returncode == 1, output_of(result)[-3000:]
     assert "No row of some-org/catalogue was usable; dropped {'local_path_from_hub': 3}" in result.stderr
     assert dropped_reasons(output_dir) == dict.fromkeys(refs, "local_path_from_hub")

@@ -4,49 +4,27 @@ A Hub dataset (here a stubbed `datasets.load_dataset`) whose rows point at a loc
 `file://` URL, an absolute or `../` LLaVA path) is refused before any model loads, with status 1 and a message that
 names the split, row, column and path; the file's content appears in no output. A local dataset reads files inside its
 own folder, and a `../` path only with `--allow_local_paths`; its report then shows no image read from outside.
+
+The scripts run in this process (`run_script_here`, as `python scripts/<script>` would; each spares the ~10 s of
+imports of a new interpreter), with `datasets.load_dataset` answering every Hub id with the test's rows (`fake_hub`)
+and every model load (`PreTrainedModel.from_pretrained`) recorded in a sentinel file (`sentinel`).
 """
 
 import base64
 import json
+import os
 import re
 
+import datasets
 import pytest
+import transformers
 from PIL import Image, PngImagePlugin
 
-from ..safety_helpers import output_of, run_script
+from ..safety_helpers import output_of, run_script_here
 
 
 SECRET_MARKER = "PHI3V-PRIVATE-7f3a9c"
 HUB_ID = "some-org/innocent-dataset"
-
-# Runs a script with `datasets.load_dataset` answering every Hub id with the rows of PHI3V_FAKE_HUB (JSON), and every
-# model load (`PreTrainedModel.from_pretrained`) recorded in PHI3V_MODEL_SENTINEL.
-LAUNCHER = """
-import json, os, runpy, sys
-import datasets, transformers
-spec = json.load(open(os.environ["PHI3V_FAKE_HUB"])) if "PHI3V_FAKE_HUB" in os.environ else None
-real_load_dataset = datasets.load_dataset
-
-def fake_load_dataset(path, *args, **kwargs):
-    if spec is None or path in ("json", "parquet", "csv") or os.path.exists(path):
-        return real_load_dataset(path, *args, **kwargs)
-    split = datasets.Dataset.from_list(spec["rows"])
-    for column, listed in spec["image_columns"].items():
-        split = split.cast_column(column, datasets.List(datasets.Image()) if listed else datasets.Image())
-    return datasets.DatasetDict({name: split for name in ("train", "validation", "test")})
-
-datasets.load_dataset = fake_load_dataset
-real_from_pretrained = transformers.PreTrainedModel.from_pretrained.__func__
-
-def recorded_from_pretrained(cls, *args, **kwargs):
-    with open(os.environ["PHI3V_MODEL_SENTINEL"], "a") as file:
-        file.write(cls.__name__ + "\\n")
-    return real_from_pretrained(cls, *args, **kwargs)
-
-transformers.PreTrainedModel.from_pretrained = classmethod(recorded_from_pretrained)
-sys.argv = sys.argv[1:]
-runpy.run_path(sys.argv[0], run_name="__main__")
-"""
 
 
 def secret_png(path):
@@ -65,15 +43,39 @@ def secret(tmp_path):
 
 @pytest.fixture
 def sentinel(tmp_path, monkeypatch):
+    """The file every model load appends its class name to, while the test runs; and the app never serves."""
+    import gradio
+
     path = tmp_path / "model-loaded.txt"
-    monkeypatch.setenv("PHI3V_MODEL_SENTINEL", str(path))
+    real_from_pretrained = transformers.PreTrainedModel.from_pretrained.__func__
+
+    def recorded_from_pretrained(cls, *args, **kwargs):
+        with open(path, "a") as file:
+            file.write(cls.__name__ + "\n")
+        return real_from_pretrained(cls, *args, **kwargs)
+
+    def serve(*args, **kwargs):  # in this process serving would never return: a refusal that did not happen fails
+        raise AssertionError("scripts/app.py started serving")
+
+    monkeypatch.setattr(transformers.PreTrainedModel, "from_pretrained", classmethod(recorded_from_pretrained))
+    monkeypatch.setattr(gradio.Blocks, "launch", serve)
     return path
 
 
 def fake_hub(tmp_path, monkeypatch, rows, image_columns):
-    spec = tmp_path / "hub.json"
-    spec.write_text(json.dumps({"rows": rows, "image_columns": image_columns}))
-    monkeypatch.setenv("PHI3V_FAKE_HUB", str(spec))
+    """`datasets.load_dataset` answers every Hub id with `rows` in each split (its `image_columns` cast to images,
+    a list of them where the value is true); builder names and local paths load as before."""
+    real_load_dataset = datasets.load_dataset
+
+    def fake_load_dataset(path, *args, **kwargs):
+        if path in ("json", "parquet", "csv") or os.path.exists(path):
+            return real_load_dataset(path, *args, **kwargs)
+        split = datasets.Dataset.from_list(rows)
+        for column, listed in image_columns.items():
+            split = split.cast_column(column, datasets.List(datasets.Image()) if listed else datasets.Image())
+        return datasets.DatasetDict(dict.fromkeys(("train", "validation", "test"), split))
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
 
 
 def cell(secret):
@@ -127,7 +129,10 @@ def test_path_only_image_cells_of_a_hub_dataset_are_refused(
         "evaluate.py": ["--dataset", HUB_ID, "--model", f"m={tiny_checkpoint}", "--output_dir", out],
         "app.py": ["--model", f"m={tiny_checkpoint}", "--dataset", HUB_ID, "--port", "7999"],
     }[script]
-    result = run_script(script, *args, launcher=LAUNCHER, timeout=300)
+    result = run_script_here(
+        script,
+        *args,
+    )
     assert_refused(result, sentinel, secret, tmp_path, 1, "images", str(secret))
     assert not any(out.rglob("*.safetensors")) and not (out / "report.html").exists()
 
@@ -139,7 +144,7 @@ def test_dpo_pairs_of_a_hub_dataset_naming_a_local_file_are_refused(
     pair = {"prompt": prompt, "chosen": conversation()[1:], "rejected": [{"role": "assistant", "content": "A hat."}]}
     fake_hub(tmp_path, monkeypatch, [{"images": [cell(secret)], **pair}], {"images": True})
     out = tmp_path / "dpo"
-    result = run_script(
+    result = run_script_here(
         "dpo.py",
         "recipes/smoke/dpo-lora.yaml",
         "--model_name_or_path",
@@ -150,8 +155,6 @@ def test_dpo_pairs_of_a_hub_dataset_naming_a_local_file_are_refused(
         out,
         "--report_to",
         "none",
-        launcher=LAUNCHER,
-        timeout=300,
     )
     assert_refused(result, sentinel, secret, tmp_path, 0, "images", str(secret))
     assert not any(out.rglob("*.safetensors"))
@@ -161,9 +164,7 @@ def test_make_preferences_refuses_a_hub_catalogue_naming_a_local_file(secret, se
     product = {"product_code": "P0", "title": "Scarf", "category3_code": "SCARVES", "full_price": 590.0}
     fake_hub(tmp_path, monkeypatch, [{**product, "image": cell(secret)}], {"image": False})
     out = tmp_path / "pairs"
-    result = run_script(
-        "make_preferences.py", "--dataset", HUB_ID, "--output", out, "--splits", "train", launcher=LAUNCHER
-    )
+    result = run_script_here("make_preferences.py", "--dataset", HUB_ID, "--output", out, "--splits", "train")
     assert_refused(result, sentinel, secret, tmp_path, 0, "image", str(secret))
     assert not (out / "dataset_dict.json").exists()
 
@@ -172,7 +173,7 @@ def test_reproduce_refuses_a_hub_eval_set_naming_a_local_file(secret, sentinel, 
     row = {"image": cell(secret), "query": {"en": "What is the date?"}, "answers": ["1999"]}
     fake_hub(tmp_path, monkeypatch, [row], {"image": False})
     report_dir = tmp_path / "report"
-    result = run_script(
+    result = run_script_here(
         "reproduce.py",
         "recipes/cookbook/docvqa/sft-lora.yaml",
         "--report_dir",
@@ -187,7 +188,6 @@ def test_reproduce_refuses_a_hub_eval_set_naming_a_local_file(secret, sentinel, 
         "true",
         "--bf16",
         "false",
-        launcher=LAUNCHER,
     )
     assert_refused(result, sentinel, secret, tmp_path, 0, "image", str(secret))
     assert "+ " not in result.stdout  # no step (sft.py --check_only, evaluate.py) was started
@@ -202,8 +202,8 @@ def test_llava_rows_of_a_hub_dataset_never_read_local_files(
     turns = [{"from": "human", "value": "<image>\nWhat is shown?"}, {"from": "gpt", "value": "A scarf."}]
     fake_hub(tmp_path, monkeypatch, [{"id": "r0", "image": reference, "conversations": turns}], {})
     out = tmp_path / "eval"
-    result = run_script(
-        "evaluate.py", "--dataset", HUB_ID, "--model", f"m={tiny_checkpoint}", "--output_dir", out, launcher=LAUNCHER
+    result = run_script_here(
+        "evaluate.py", "--dataset", HUB_ID, "--model", f"m={tiny_checkpoint}", "--output_dir", out
     )
     assert_refused(result, sentinel, secret, tmp_path, 0, "image", reference)
     assert "Hub dataset" in result.stderr
@@ -221,13 +221,11 @@ def test_a_local_dataset_reads_outside_its_folder_only_when_allowed(secret, sent
     dataset = llava_dataset(tmp_path, "../../private/secret.png")
     common = ["--dataset", dataset, "--split", "train", "--model", f"m={tiny_checkpoint}", "--no_blank_control"]
     common += ["--max_new_tokens", "2", "--device", "cpu", "--dtype", "float32"]
-    refused = run_script("evaluate.py", *common, "--output_dir", tmp_path / "strict", launcher=LAUNCHER)
+    refused = run_script_here("evaluate.py", *common, "--output_dir", tmp_path / "strict")
     assert_refused(refused, sentinel, secret, tmp_path, 0, "image", "../../private/secret.png")
     assert "--allow_local_paths" in refused.stderr and "outside the dataset's folder" in refused.stderr
 
-    allowed = run_script(
-        "evaluate.py", *common, "--output_dir", tmp_path / "allowed", "--allow_local_paths", launcher=LAUNCHER
-    )
+    allowed = run_script_here("evaluate.py", *common, "--output_dir", tmp_path / "allowed", "--allow_local_paths")
     assert allowed.returncode == 0, output_of(allowed)[-3000:]
     assert sentinel.exists(), "the model loads once the user opted in"
     report = (tmp_path / "allowed" / "report.html").read_text()
@@ -238,7 +236,7 @@ def test_a_local_dataset_reads_outside_its_folder_only_when_allowed(secret, sent
 
 def test_sft_refuses_a_local_dataset_naming_a_parent_path(secret, sentinel, tiny_checkpoint, tmp_path):
     dataset = llava_dataset(tmp_path, "../../private/secret.png")
-    result = run_script(
+    result = run_script_here(
         "sft.py",
         "recipes/smoke/sft-full.yaml",
         "--model_name_or_path",
@@ -251,6 +249,5 @@ def test_sft_refuses_a_local_dataset_naming_a_parent_path(secret, sentinel, tiny
         "no",
         "--output_dir",
         tmp_path / "out",
-        launcher=LAUNCHER,
     )
     assert_refused(result, sentinel, secret, tmp_path, 0, "image", "../../private/secret.png")

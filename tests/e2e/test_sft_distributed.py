@@ -20,6 +20,8 @@ from transformers import AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401
 
+from ..safety_helpers import run_script_here
+
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -55,16 +57,9 @@ def test_two_process_smoke_run(config_name, tiny_checkpoint, synthetic_catalogue
 
 def test_two_process_zero3_dpo_saves_a_model_that_reloads(tiny_checkpoint, synthetic_catalogue, tmp_path):
     """DPO ends the way SFT does: `trainer.save_model` gathers the ZeRO-3 shards (here of the LoRA adapter)."""
-    pairs = tmp_path / "pairs"
-    command = [
-        sys.executable,
-        "scripts/make_preferences.py",
-        "--dataset",
-        str(synthetic_catalogue),
-        "--output",
-        str(pairs),
-    ]
-    subprocess.run(command, check=True, cwd=REPO_ROOT, capture_output=True, timeout=600)
+    pairs = tmp_path / "pairs"  # made in this process: the pairs are the input here, the launch is what is tested
+    made = run_script_here("make_preferences.py", "--dataset", synthetic_catalogue, "--output", pairs)
+    assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-5000:]
     config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / "zero3.yaml").read_text())
     config.update(use_cpu=True, mixed_precision="no", num_processes=2)
     config_file = tmp_path / "zero3-cpu.yaml"

@@ -1,7 +1,10 @@
 """End-to-end runs of `scripts/sft.py recipes/smoke/sft-full.yaml` on CPU, shrunk by command-line overrides: the loss
 falls, the output directory reloads and generates, LoRA with activation checkpointing trains and saves an adapter, a
 killed run resumes from its checkpoint to the same final step and losses, and an offline W&B run holds the predictions
-table."""
+table.
+
+Runs that need no process of their own (`run_here`) run in this process, as `python scripts/sft.py` would: the killed
+run needs one to kill, and W&B keeps its settings and service per process."""
 
 import json
 import os
@@ -21,6 +24,7 @@ from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, promp
 from phi3v.tasks.config import load_task_config
 
 from ..conftest import built_once
+from ..safety_helpers import run_script_here
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -47,6 +51,14 @@ def run(command, env=None):
     return result
 
 
+def run_here(command):
+    """`command` (an `sft_command`) in this process, which spares the ~10 s of imports of a new interpreter."""
+    assert command[:2] == [sys.executable, "scripts/sft.py"]
+    result = run_script_here("sft.py", *command[2:])
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
+    return result
+
+
 def logged(output_dir, key) -> list[float]:
     state = json.loads((Path(output_dir) / "trainer_state.json").read_text())
     return [entry[key] for entry in state["log_history"] if key in entry]
@@ -58,7 +70,7 @@ def smoke_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory) -> Path:
 
     def train(output_dir: Path) -> None:
         overrides = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "15", "--save_steps", "15"]
-        result = run(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
+        result = run_here(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
         assert f"saved to {output_dir}" in result.stdout
         assert "Pre-flight plan:" in result.stdout  # printed before the model loads
 
@@ -109,7 +121,7 @@ def test_lora_with_activation_checkpointing_saves_a_loadable_adapter(tiny_checkp
     overrides = ["--use_peft", "true", "--freeze_vision_tower", "false", "--activation_checkpointing", "true"]
     overrides += ["--max_steps", "3", "--eval_strategy", "no", "--save_strategy", "no", "--learning_rate", "1e-2"]
     overrides += ["--num_crops", "2"]
-    run(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
+    run_here(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
     adapter_config = json.loads((output_dir / "adapter_config.json").read_text())
     assert set(adapter_config["target_modules"]) == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
     assert adapter_config["base_model_name_or_path"] == str(tiny_checkpoint)
@@ -148,9 +160,9 @@ def test_killed_run_resumes_to_the_same_final_step(tiny_checkpoint, synthetic_ca
     assert not (killed_dir / "trainer_state.json").exists()  # it did not finish
     assert sorted(path.name for path in killed_dir.glob("checkpoint-*")) == ["checkpoint-8"]
 
-    run(command)  # the same command again: resumes from checkpoint-8
+    run_here(command)  # the same command again: resumes from checkpoint-8
     reference_dir = tmp_path / "uninterrupted"
-    run(sft_command(tiny_checkpoint, synthetic_catalogue, reference_dir, *overrides))
+    run_here(sft_command(tiny_checkpoint, synthetic_catalogue, reference_dir, *overrides))
     state = json.loads((killed_dir / "trainer_state.json").read_text())
     assert state["global_step"] == 20
     assert logged(killed_dir, "loss") == pytest.approx(logged(reference_dir, "loss"), rel=1e-4)

@@ -21,7 +21,6 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import torch
-from peft import PeftConfig, PeftModel
 from transformers import AutoModelForCausalLM, AutoProcessor
 from transformers.utils import CONFIG_NAME, cached_file
 
@@ -57,6 +56,8 @@ def adapter_base_model(adapter_dir: str | Path, base_model: str | None = None) -
     """
     if base_model:
         return str(base_model)
+    from peft import PeftConfig  # imported on use: PEFT pulls in bitsandbytes and torch.compile, seconds per process
+
     recorded = PeftConfig.from_pretrained(str(adapter_dir)).base_model_name_or_path
     if not recorded:
         raise UsageError(
@@ -82,6 +83,8 @@ def load_merged(path: str | Path, **model_kwargs):
     """
     if not is_adapter_dir(path):
         return AutoModelForCausalLM.from_pretrained(path, **model_kwargs)
+    from peft import PeftModel  # imported on use, as in `adapter_base_model`
+
     base = load_merged(adapter_base_model(path), **model_kwargs)
     return PeftModel.from_pretrained(base, path).merge_and_unload()
 
@@ -199,6 +202,8 @@ def load_for_inference(
         # k-bit weights are placed while they load and cannot be moved afterwards.
         model_kwargs |= {"quantization_config": quantization, "device_map": {"": str(device)}}
     if is_adapter_dir(path):
+        from peft import PeftModel  # imported on use, as in `adapter_base_model`
+
         model = load_merged(base, **model_kwargs)
         model = PeftModel.from_pretrained(model, path)
         processor = AutoProcessor.from_pretrained(path if has_processor_files(path) else base)
