@@ -20,7 +20,8 @@ from phi3v.inference.generation import answer_items
 from phi3v.tasks.config import TaskConfig
 from phi3v.training import Phi3VGRPOScriptArguments, Phi3VModelConfig, parse_recipe
 
-from ..recipe_runs import accelerate_config_name, cpu_accelerate_config, make_fixture
+from ..recipe_runs import accelerate_config_name, cpu_accelerate_config, make_fixture, simple_launch_environment
+from ..safety_helpers import run_script_here
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -87,17 +88,19 @@ def test_grpo_recipe_runs_as_shipped(recipe, tiny_checkpoint, tmp_path):
     ]
     if model_args.attn_implementation == "flash_attention_2":
         overrides += ["--attn_implementation", "sdpa"]
-    launch = [sys.executable]
-    if (config_name := accelerate_config_name(recipe)) is not None:
-        launch += [
-            "-m",
-            "accelerate.commands.launch",
-            "--config_file",
-            str(cpu_accelerate_config(config_name, tmp_path)),
-        ]
-    command = [*launch, "scripts/grpo.py", str(recipe), *overrides]
-    env = os.environ | {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
-    result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900, env=env)
+    command = ["scripts/grpo.py", str(recipe), *overrides]
+    env = {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
+    config_name = accelerate_config_name(recipe)
+    config_file = None if config_name is None else cpu_accelerate_config(config_name, tmp_path)
+    launch_env = {} if config_file is None else simple_launch_environment(config_file, command)
+    if launch_env is not None:  # one plain process: this one, as tests/recipe_runs.py runs the SFT and DPO recipes
+        result = run_script_here("grpo.py", *command[1:], env=launch_env | env)
+    else:
+        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
+        result = subprocess.run(
+            [*launch, *command], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
+            env=os.environ | env,
+        )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     training, evaluations = rewards_logged(output_dir)
