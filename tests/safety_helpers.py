@@ -82,11 +82,15 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
 
 
 def _finish_wandb_run() -> None:
-    """Finishes the W&B run the script started (`report_to: wandb`), as its process's exit would (W&B's exit hook):
-    otherwise it stays the current run of this process, and the next script's run would log into it."""
+    """Finishes the W&B run the script started (`report_to: wandb`) and tears W&B's process state down, as its
+    process's exit would (W&B's exit hook): otherwise it stays the current run of this process, the next script's run
+    would log into it, and W&B's settings (`WANDB_DIR`, `WANDB_MODE`) read once per process would outlive the script."""
     wandb = sys.modules.get("wandb")
-    if wandb is not None and getattr(wandb, "run", None) is not None:
+    if wandb is None:
+        return
+    if wandb.run is not None:
         wandb.finish()
+    wandb.teardown()
 
 
 @contextlib.contextmanager

@@ -82,13 +82,19 @@ def test_report_files(tmp_path):
 
 
 def test_the_report_logs_to_wandb_offline(tmp_path, monkeypatch):
+    import wandb
+
+    wandb.teardown()  # W&B reads WANDB_DIR once per process: another test's run in this worker may have set it
     monkeypatch.setenv("WANDB_MODE", "offline")
     monkeypatch.setenv("WANDB_DIR", str(tmp_path))
     rows = forgetting_rows({"base": {"pope": 86.0}, "sft": {"pope": 80.0}}, CARDS[0], limit=None)
     settings = {"models": {"base": "b", "sft": "s"}, "card": CARDS[0], "limit": None, "command": "python x.py"}
     (tmp_path / "report").mkdir()
     write_report(tmp_path / "report", rows, settings)
-    assert log_to_wandb(tmp_path / "report", rows, settings)
+    try:
+        assert log_to_wandb(tmp_path / "report", rows, settings)
+    finally:
+        wandb.teardown()
     runs = list((tmp_path / "wandb").glob("offline-run-*"))
     assert len(runs) == 1 and any(runs[0].rglob("*.wandb"))
 

@@ -62,7 +62,13 @@ def evaluation(catalogue, tiny_checkpoint, adapter_dir, tmp_path_factory):
         monkeypatch.setenv("WANDB_MODE", "offline")
         monkeypatch.setenv("WANDB_DIR", str(output_dir.parent))
         models = [f"base={tiny_checkpoint}", f"lora={adapter_dir}"]
-        run_evaluate(monkeypatch, [*evaluate_args(catalogue, output_dir, *models), "--report_to", "wandb"])
+        import wandb
+
+        wandb.teardown()  # W&B reads WANDB_DIR once per process: another test's run in this worker may have set it
+        try:
+            run_evaluate(monkeypatch, [*evaluate_args(catalogue, output_dir, *models), "--report_to", "wandb"])
+        finally:
+            wandb.teardown()  # as this script's process would end: its settings must not reach the next run
     return output_dir
 
 

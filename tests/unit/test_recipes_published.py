@@ -29,7 +29,12 @@ def header(recipe: str) -> str:
 
 
 def test_one_recipe_per_published_row():
-    cookbook_recipes = {path.relative_to(RECIPES).as_posix() for path in (RECIPES / "cookbook").rglob("*.yaml")}
+    # The Cookbook published SFT only; a GRPO recipe on its data (`grpo-*.yaml`) goes beyond it.
+    cookbook_recipes = {
+        path.relative_to(RECIPES).as_posix()
+        for path in (RECIPES / "cookbook").rglob("*.yaml")
+        if not path.name.startswith("grpo-")
+    }
     assert cookbook_recipes == {row.recipe for row in PUBLISHED}
 
 

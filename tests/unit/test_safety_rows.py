@@ -318,13 +318,13 @@ def test_make_preferences_checks_the_catalogue_before_writing(synthetic_catalogu
     }  # fmt: skip
 
 
-def test_drop_invalid_rows_trains_on_the_others_and_reports_why(tiny_checkpoint, tmp_path, caplog):
+def test_drop_invalid_rows_trains_on_the_others_and_reports_why(tiny_checkpoint, tmp_path):
     bad = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": ""}]},
            {"messages": [{"role": "user", "content": [{"type": "text", "text": None}]}, ANSWER]}]  # fmt: skip
     dataset = write_jsonl(tmp_path / "rows.jsonl", [*TEXT_ROWS, *bad])
     result = sft(tiny_checkpoint, dataset, tmp_path / "run", "--drop_invalid_rows", "true", "--save_strategy", "no")
     assert result.returncode == 0, output_of(result)[-3000:]
-    assert "Dropped 2 invalid row(s)" in caplog.text and "(train: 2 of 8)" in caplog.text
+    assert "Dropped 2 invalid row(s)" in output_of(result) and "(train: 2 of 8)" in output_of(result)
     report = json.loads((tmp_path / "run" / "dropped_rows.json").read_text())
     assert report["rows_checked"] == {"train": 8} and report["rows_dropped"] == {"train": 2}
     assert [(row["row"], row["field"]) for row in report["dropped"]] == [
