@@ -35,20 +35,18 @@ from trl import DPOConfig, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
-from phi3v.data.image_columns import undecoded
 from phi3v.errors import DataError, run_script
 from phi3v.inference.loading import check_model_path
 from phi3v.planning import print_run_plan
 from phi3v.tasks import build_task, load_task
 from phi3v.tasks.config import TaskConfig
 from phi3v.training import (
-    GenerationValidation,
     Phi3VDPOTrainer,
     Phi3VModelConfig,
     Phi3VPreferenceCollator,
     Phi3VScriptArguments,
-    PredictionsTableCallback,
     add_length_column,
+    answer_validation,
     check_run_rows,
     load_processor,
     load_run_splits,
@@ -109,22 +107,11 @@ def main(script_args: Phi3VScriptArguments, training_args: DPOConfig, model_args
     # Trainer
     ################
     training_args.remove_unused_columns = False  # the collator reads `images`, `prompt`, `chosen` and `rejected`
-    callbacks, generation_validation = [], None
-
-    def validation_sample(count: int) -> GenerationValidation:
-        pairs = undecoded(eval_dataset.select(range(min(count, len(eval_dataset)))))
-        return GenerationValidation(processor, task, task.eval_items(pairs, "preference", None))
-
-    if eval_dataset is not None and script_args.eval_generations > 0:
-        # The answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
-        generation_validation = validation_sample(script_args.eval_generations)
-    if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
-        # The table shows the first of the answers validation generated (nothing generated twice) when it has enough.
-        count = script_args.eval_predictions
-        shared = generation_validation is not None and count <= len(generation_validation.items)
-        callbacks.append(
-            PredictionsTableCallback(generation_validation if shared else validation_sample(count), count)
-        )
+    # Greedy answers to validation prompts scored at each evaluation, and the W&B table of them (none twice).
+    generation_validation, callbacks = answer_validation(
+        processor, task, eval_dataset, "preference", None, script_args.eval_generations,
+        script_args.eval_predictions, training_args.report_to,
+    )  # fmt: skip
     # Without LoRA the reference is a frozen second copy of the SFT model, loaded as the policy was: TRL would load it
     # from the path itself, which fails for an architecture outside transformers (and for an SFT adapter directory).
     ref_model = None if model_args.use_peft else load_sft_model(model_args, training_args)

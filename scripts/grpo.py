@@ -36,15 +36,13 @@ from trl import GRPOConfig, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
-from phi3v.data.image_columns import undecoded
 from phi3v.errors import run_script
 from phi3v.inference.loading import check_model_path
 from phi3v.training import (
-    GenerationValidation,
     Phi3VGRPOScriptArguments,
     Phi3VGRPOTrainer,
     Phi3VModelConfig,
-    PredictionsTableCallback,
+    answer_validation,
     check_run_rows,
     grpo_dataset,
     load_processor,
@@ -96,21 +94,11 @@ def main(script_args: Phi3VGRPOScriptArguments, training_args: GRPOConfig, model
     ################
     # Trainer
     ################
-    callbacks, generation_validation = [], None
-
-    def validation_sample(count: int) -> GenerationValidation:
-        rows = undecoded(eval_rows.select(range(min(count, len(eval_rows)))))
-        return GenerationValidation(processor, task, task.eval_items(rows, layout, to_conversation))
-
-    if eval_rows is not None and script_args.eval_generations > 0:
-        # The greedy answers to a fixed sample of validation prompts, scored with the task's metrics at each evaluation.
-        generation_validation = validation_sample(script_args.eval_generations)
-    if "wandb" in training_args.report_to and eval_rows is not None and script_args.eval_predictions > 0:
-        count = script_args.eval_predictions
-        shared = generation_validation is not None and count <= len(generation_validation.items)
-        callbacks.append(
-            PredictionsTableCallback(generation_validation if shared else validation_sample(count), count)
-        )
+    # Greedy answers to validation prompts scored at each evaluation, and the W&B table of them (none twice).
+    generation_validation, callbacks = answer_validation(
+        processor, task, eval_rows, layout, to_conversation, script_args.eval_generations,
+        script_args.eval_predictions, training_args.report_to,
+    )  # fmt: skip
     # Without LoRA the KL reference is a frozen second copy of the SFT model, loaded as the policy was.
     needs_copy = not model_args.use_peft and training_args.beta != 0.0
     ref_model = load_sft_model(model_args, training_args) if needs_copy else None

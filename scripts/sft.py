@@ -31,17 +31,15 @@ from trl import SFTConfig, SFTTrainer, TrlParser
 
 import phi3v  # noqa: F401  (registers Phi-3-V with the Auto classes)
 from phi3v.checks import check_local_path
-from phi3v.data.image_columns import undecoded
 from phi3v.errors import run_script
 from phi3v.inference.loading import check_model_path
 from phi3v.planning import print_run_plan
 from phi3v.training import (
-    GenerationValidation,
     Phi3VModelConfig,
     Phi3VScriptArguments,
     Phi3VSFTCollator,
-    PredictionsTableCallback,
     add_length_column,
+    answer_validation,
     check_run_rows,
     load_model,
     load_processor,
@@ -99,11 +97,11 @@ def main(script_args: Phi3VScriptArguments, training_args: SFTConfig, model_args
     # The collator reads the raw columns, so TRL must neither drop them nor tokenise the dataset itself.
     training_args.remove_unused_columns = False
     training_args.dataset_kwargs = {"skip_prepare_dataset": True}
-    callbacks = []
-    if "wandb" in training_args.report_to and eval_dataset is not None and script_args.eval_predictions > 0:
-        rows = undecoded(eval_dataset.select(range(min(script_args.eval_predictions, len(eval_dataset)))))
-        items = task.eval_items(rows, task.config.dataset_format, to_conversation)
-        callbacks.append(PredictionsTableCallback(GenerationValidation(processor, task, items)))
+    # With W&B, a table of the model's answers to the first validation rows at each evaluation.
+    _, callbacks = answer_validation(
+        processor, task, eval_dataset, task.config.dataset_format, to_conversation, 0, script_args.eval_predictions,
+        training_args.report_to,
+    )  # fmt: skip
     trainer = SFTTrainer(
         model=model,
         args=training_args,

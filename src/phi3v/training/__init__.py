@@ -2,7 +2,7 @@
 encoder behind the SFT and preference collators, length grouping, the W&B predictions table, DPO's and GRPO's
 validation by generated answers with checkpoint selection against the SFT model, and GRPO's prompts and task rewards."""
 
-from .callbacks import PredictionsTableCallback
+from .callbacks import PredictionsTableCallback, answer_validation
 from .cli import parse_recipe, report_check, setup_logging
 from .collator import Phi3VSFTCollator
 from .configs import (
@@ -42,6 +42,7 @@ __all__ = [
     "PredictionsTableCallback",
     "TaskReward",
     "add_length_column",
+    "answer_validation",
     "append_usage",
     "check_run_rows",
     "freeze_parts",

@@ -1,8 +1,11 @@
 """A W&B table of generated answers on validation rows, logged at each evaluation."""
 
+from collections.abc import Callable, Mapping
+
+import datasets
 from transformers import TrainerCallback
 
-from phi3v.data.image_columns import load_image
+from phi3v.data.image_columns import load_image, undecoded
 
 from .generation_validation import GenerationValidation
 
@@ -48,3 +51,46 @@ class PredictionsTableCallback(TrainerCallback):
             table.add_data(image, item["references"][0], answer, *task.table_cells(item, answer))
         scores = {f"eval/predictions_{name}": value for name, value in task.scores(items, answers).items()}
         wandb.log({"eval/predictions": table, **scores, "train/global_step": state.global_step})
+
+
+def answer_validation(
+    processor,
+    task,
+    eval_rows: datasets.Dataset | None,
+    layout: str,
+    to_conversation: Callable[[Mapping], dict] | None,
+    eval_generations: int,
+    eval_predictions: int,
+    report_to: list[str],
+) -> tuple[GenerationValidation | None, list[TrainerCallback]]:
+    """The generated-answer checks a run asks for: the greedy answers to the first `eval_generations` validation rows,
+    scored with the task's metrics at each evaluation (DPO, GRPO: `eval_<metric>`), and with W&B the table of the
+    first `eval_predictions` answers, which shows those same answers when there are enough (nothing generated twice).
+
+    Args:
+        processor: the run's processor.
+        task ([`~phi3v.tasks.Task`]): asks and scores the rows (`Task.eval_items`).
+        eval_rows (`datasets.Dataset`, *optional*): the validation rows; `None` for a run without evaluation.
+        layout (`str`): their layout, or `"preference"` for preference pairs.
+        to_conversation (`Callable`, *optional*): the layout's converter to TRL's conversational format.
+        eval_generations (`int`): how many rows are answered and scored at each evaluation; 0 for none.
+        eval_predictions (`int`): how many rows the W&B table shows; 0 for no table.
+        report_to (`list[str]`): the run's `report_to`; the table needs `wandb`.
+
+    Returns:
+        `tuple`: the [`GenerationValidation`] to give the trainer (or `None`), and the callbacks to add.
+    """
+    if eval_rows is None:
+        return None, []
+
+    def first_rows(count: int) -> GenerationValidation:
+        rows = undecoded(eval_rows.select(range(min(count, len(eval_rows)))))
+        return GenerationValidation(processor, task, task.eval_items(rows, layout, to_conversation))
+
+    validation = first_rows(eval_generations) if eval_generations > 0 else None
+    callbacks = []
+    if "wandb" in report_to and eval_predictions > 0:
+        shared = validation is not None and eval_predictions <= len(validation.items)
+        table_rows = validation if shared else first_rows(eval_predictions)
+        callbacks.append(PredictionsTableCallback(table_rows, eval_predictions))
+    return validation, callbacks
