@@ -15,11 +15,7 @@ one answer garbled (`outputs/demo-eval/predictions.jsonl` has the same four answ
 
 import argparse
 import os
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import datasets
@@ -28,42 +24,11 @@ import datasets
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))  # the browser helpers of the tests
 
-from tests.browser_helpers import chromium_page  # noqa: E402
+from tests.browser_helpers import chromium_page, serving_app  # noqa: E402
 
 
-STARTUP_SECONDS = 300
 NUM_PHOTOS = 4
 GALLERY_HEIGHT = 1030  # the gallery's first rows (worst answers first), as the README shows them
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def serve_app(model: Path, dataset: Path, log_path: Path) -> tuple[subprocess.Popen, str]:
-    """`scripts/app.py` on `model` with `dataset`'s test photos, and its URL once it answers."""
-    port = free_port()
-    command = [
-        sys.executable, str(REPO_ROOT / "scripts" / "app.py"), "--model", f"demo={model}", "--dataset", str(dataset),
-        "--num_examples", "8", "--port", str(port),
-    ]  # fmt: skip
-    with open(log_path, "w") as log:  # from the repository root, so the page names the model by its relative path
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ, cwd=REPO_ROOT)
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while True:
-        if server.poll() is not None:
-            sys.exit(f"error: scripts/app.py exited with {server.returncode}:\n{log_path.read_text()}")
-        try:
-            urllib.request.urlopen(url, timeout=5)
-            return server, url
-        except OSError:
-            if time.monotonic() > deadline:
-                server.terminate()
-                sys.exit(f"error: scripts/app.py did not answer within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
-            time.sleep(1)
 
 
 def main() -> None:
@@ -85,9 +50,12 @@ def main() -> None:
     for row in test_split.select(range(NUM_PHOTOS)):
         photos.append(work_dir / f"{row['product_code']}.jpg")
         row["image"].convert("RGB").save(photos[-1], quality=90)
-    server, url = serve_app(args.model, args.dataset, work_dir / "app.log")
+    app_args = ["--model", f"demo={args.model}", "--dataset", str(args.dataset), "--num_examples", "8"]
     try:
-        with chromium_page(work_dir / "profile") as page:
+        with (
+            serving_app(app_args, work_dir / "app.log", dict(os.environ)) as url,
+            chromium_page(work_dir / "profile") as page,
+        ):
             page.goto(url)
             page.set_input_files("#photos input[type=file]", [str(photo) for photo in photos])
             page.wait_for_function("() => document.querySelector('#status').innerText.includes('photo(s) answered')")
@@ -103,9 +71,8 @@ def main() -> None:
             box = page.locator(".gallery").bounding_box()
             clip = {**box, "height": min(box["height"], GALLERY_HEIGHT)}
             page.screenshot(path=str(output_dir / "report_gallery.png"), clip=clip, full_page=True)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
+    except RuntimeError as error:  # the app did not start: its log says why
+        sys.exit(f"error: {error}")
     print(f"Saved {output_dir / 'app.png'} and {output_dir / 'report_gallery.png'}")
 
 

@@ -8,6 +8,11 @@ a sandbox; every page gets a fresh profile.
 
 import contextlib
 import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -63,3 +68,38 @@ def save_screenshot(page, name: str, selector: str | None = None) -> Path:
     else:
         page.locator(selector).screenshot(path=str(path))
     return path
+
+
+@contextlib.contextmanager
+def serving_app(app_args: list[str], log_path: Path, env: dict[str, str], startup_seconds: int = 300):
+    """`scripts/app.py APP_ARGS` run from the repository root on a free port of 127.0.0.1 (its output in `log_path`);
+    yields the page's URL once it answers, and stops the app afterwards.
+
+    Raises:
+        `RuntimeError`: with the app's log, when it exits or does not answer within `startup_seconds`.
+    """
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, str(REPO_ROOT / "scripts" / "app.py"), *app_args, "--port", str(port)]
+    with open(log_path, "w") as log:  # from the repository root, so the page names models by their relative paths
+        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO_ROOT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + startup_seconds
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"scripts/app.py exited with {server.returncode}:\n{log_path.read_text()}")
+            try:
+                urllib.request.urlopen(url, timeout=5)
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"scripts/app.py did not answer within {startup_seconds} s:\n{log_path.read_text()}"
+                    ) from None
+                time.sleep(1)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=30)

@@ -2,11 +2,6 @@
 from the page; a non-image upload gives a message on the page; picking a test photo shows its true answer."""
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import datasets
 import pytest
@@ -16,7 +11,7 @@ from phi3v.inference.loading import load_for_inference
 from phi3v.modeling.chat_format import build_prompt
 from phi3v.tasks.catalogue import DEFAULT_ANSWER_TEMPLATE, AnswerTemplate, prompt_messages
 
-from ..browser_helpers import REPO_ROOT, chromium_page, chromium_path, save_screenshot
+from ..browser_helpers import REPO_ROOT, chromium_page, chromium_path, save_screenshot, serving_app
 from ..evaluation_helpers import one_torch_thread
 
 
@@ -24,44 +19,18 @@ MAX_NEW_TOKENS = 12
 STARTUP_SECONDS = 180
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tiny_checkpoint, synthetic_catalogue, tmp_path_factory):
     """The app serving the tiny model, with test photos of the synthetic catalogue, on a free port of 127.0.0.1."""
     chromium_path()  # skip before starting anything when there is no browser
-    port = free_port()
-    log_path = tmp_path_factory.mktemp("app") / "app.log"
-    command = [
-        sys.executable, str(REPO_ROOT / "scripts" / "app.py"), "--model", f"tiny={tiny_checkpoint}",
-        "--dataset", str(synthetic_catalogue), "--num_examples", "4", "--port", str(port),
+    app_args = [
+        "--model", f"tiny={tiny_checkpoint}", "--dataset", str(synthetic_catalogue), "--num_examples", "4",
         "--max_new_tokens", str(MAX_NEW_TOKENS),
     ]  # fmt: skip
     # One torch thread: a tiny model gains nothing from more, and the machine is shared.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO_ROOT / "src")}
-    with open(log_path, "w") as log:
-        server = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        deadline = time.monotonic() + STARTUP_SECONDS
-        while True:
-            if server.poll() is not None:
-                pytest.fail(f"scripts/app.py exited with {server.returncode}:\n{log_path.read_text()}")
-            try:
-                urllib.request.urlopen(url, timeout=5)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    pytest.fail(f"scripts/app.py did not answer within {STARTUP_SECONDS} s:\n{log_path.read_text()}")
-                time.sleep(1)
+    with serving_app(app_args, tmp_path_factory.mktemp("app") / "app.log", env, STARTUP_SECONDS) as url:
         yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def table_rows(page) -> list[list[str]]:
