@@ -7,11 +7,11 @@ of optimiser steps (`max_steps`, a few). Precision, LoRA/QLoRA settings, frozen 
 optimiser, scheduler, length limits, evaluation, saving and the accelerate/DeepSpeed config named in the header stay
 as written (the accelerate config only gains `use_cpu: true` and `num_processes: 1`).
 
-A recipe that `accelerate launch` would start as one plain process (no accelerate config, or one that is not
-distributed: accelerate's simple launcher) runs in this process, with the environment accelerate's own launcher code
-prepares for it: the same script, arguments and variables, without the ~20 s of two more interpreters' imports. A
-recipe whose config starts it through torchrun (`multi_gpu`) or DeepSpeed is launched as written, in processes of its
-own.
+The run is the one process `accelerate launch` would start for it, run in this process: the same script, arguments
+and environment, which accelerate's own launcher code prepares (for a recipe launched through torchrun, DDP's or
+DeepSpeed's variables, and torchrun's for its one worker), without the ~30 s of importing torch, transformers and TRL
+in two more interpreters. The launchers themselves, starting two processes from the same accelerate configs, are
+tested by tests/e2e/test_sft_distributed.py and test_grpo.py.
 
 Whether the run learned is measured outside it, in float32, on a fixed batch of training rows: the loss of the trained
 weights (DeepSpeed's float32 master weights for a full fine-tune, the saved adapter for LoRA) against the loss of the
@@ -23,9 +23,10 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
+from unittest import mock
 
 import datasets
 import torch
@@ -132,35 +133,50 @@ def cpu_accelerate_config(name: str, root: Path) -> Path:
     return path
 
 
-def simple_launch_environment(config_file: Path, command: list[str]) -> dict[str, str] | None:
-    """The environment `accelerate launch --config_file CONFIG_FILE COMMAND` gives the script when its simple launcher
-    runs it as one plain process; None when accelerate would start it another way (torchrun, DeepSpeed).
+def launch_environment(config_file: Path, command: list[str]) -> dict[str, str]:
+    """The environment `accelerate launch --config_file CONFIG_FILE COMMAND` starts the script with, as one process:
+    accelerate's own `launch_command` runs, and where it would start the process (its simple launcher's `Popen`, or
+    torchrun for DDP and DeepSpeed) the environment is taken instead; for torchrun, with the variables it gives its
+    one worker (rank 0 of 1, and the rendezvous address it would serve).
 
     Args:
-        config_file: the accelerate config.
+        config_file: the accelerate config (with `num_processes: 1`).
         command: the script and its arguments.
     """
-    from accelerate.commands.launch import (
-        _validate_launch_command,
-        launch_command_parser,
-        prepare_simple_launcher_cmd_env,
+    import torch.distributed.run
+    from accelerate.commands import launch
+
+    taken = {}
+
+    def start_process(launched: list[str], env: dict[str, str]):  # the simple launcher's `subprocess.Popen`
+        taken.update(command=launched[1:], env=dict(env))  # after the interpreter: the script and its arguments
+        return SimpleNamespace(wait=lambda: 0, returncode=0)  # a process that ended well, to the launcher
+
+    def start_torchrun(args) -> None:  # `torch.distributed.run.run`, in accelerate's patched environment
+        assert (args.nnodes, args.nproc_per_node) in (("1", "1"), ("1:1", "1")), "one process on this machine"
+        # torch.distributed.elastic's LocalElasticAgent: the variables of worker 0 of one (`_start_workers`)
+        ranks = dict.fromkeys(("RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RESTART_COUNT"), "0")
+        sizes = dict.fromkeys(("WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE"), "1")
+        worker = {"ROLE_NAME": args.role, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(args.master_port)}
+        worker |= {"TORCHELASTIC_MAX_RESTARTS": "0", "TORCHELASTIC_RUN_ID": "none"}
+        worker["TORCHELASTIC_USE_AGENT_STORE"] = "False"  # no agent here: rank 0 serves the store itself
+        taken.update(command=[args.training_script, *args.training_script_args], env=dict(os.environ) | ranks | sizes)
+        taken["env"] |= worker
+
+    # A free port for the rendezvous (as `--main_process_port 0` asks): tests run side by side.
+    args = launch.launch_command_parser().parse_args(
+        ["--config_file", str(config_file), "--main_process_port", "0", *command]
     )
-    from accelerate.utils import ComputeEnvironment
-
-    args = launch_command_parser().parse_args(["--config_file", str(config_file), *command])
-    args, defaults, _ = _validate_launch_command(args)
-    # `accelerate.commands.launch.launch_command`'s choice of launcher, in its order
-    other = (args.use_deepspeed, args.use_fsdp, args.use_megatron_lm, args.multi_gpu, args.tpu)
-    if (any(other) and not args.cpu) or (
-        defaults is not None and defaults.compute_environment == ComputeEnvironment.AMAZON_SAGEMAKER
+    with (
+        mock.patch.object(launch.subprocess, "Popen", start_process),
+        mock.patch.object(torch.distributed.run, "run", start_torchrun),
     ):
-        return None
-    launched, environment = prepare_simple_launcher_cmd_env(args)
-    assert launched[1:] == command, launched  # the interpreter, then the script and its arguments as given
-    return environment
+        launch.launch_command(args)
+    assert taken["command"] == command, taken["command"]
+    return taken["env"]
 
 
-def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path, timeout: int = 900) -> RecipeRun:
+def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path) -> RecipeRun:
     """Runs `recipe` for `STEPS` optimiser steps on CPU, changed only as the module docstring says."""
     script_args, training_args, model_args = parse(recipe, "--use_cpu", "true")
     rows_per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
@@ -177,16 +193,9 @@ def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path, timeout: int = 9
     command = [str(script), str(recipe), *overrides]
     env = {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(root)}
     config_name = accelerate_config_name(recipe)
-    config_file = None if config_name is None else cpu_accelerate_config(config_name, root)
-    launch_env = {} if config_file is None else simple_launch_environment(config_file, command)
-    if launch_env is not None:  # one plain process: this one (see the module docstring)
-        result = run_script_here(script.name, *command[1:], env=launch_env | env)
-    else:
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
-        result = subprocess.run(
-            [*launch, *command], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout,
-            env=os.environ | env,
-        )  # fmt: skip
+    if config_name is not None:  # launched (see the module docstring)
+        env = launch_environment(cpu_accelerate_config(config_name, root), command) | env
+    result = run_script_here(script.name, *command[1:], env=env)
     script_args, training_args, model_args = parse(recipe, *overrides)
     return RecipeRun(recipe, script_args, training_args, model_args, output_dir, model, dataset, result)
 

@@ -46,7 +46,8 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
 
     `os.environ` is restored afterwards: a script may set variables (TrainingArguments sets `ACCELERATE_*` ones) that
     its process would take with it, and that must not reach the next script run in this process. A W&B run the script
-    started is finished, as at its process's exit.
+    started is finished, and the distributed state of a launched run (its process group, accelerate's and DeepSpeed's
+    state of it) torn down, as at its process's exit.
 
     Args:
         script: the file name under `scripts/`, or a path from the repository root (`benchmarks/...`).
@@ -66,6 +67,7 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
                 runpy.run_path(str(REPO_ROOT / command[0]), run_name="__main__")
             finally:
                 _finish_wandb_run()
+                _end_distributed_state()
     except SystemExit as exit_info:  # as the interpreter exits: a status, None (0) or a message (printed, status 1)
         if isinstance(exit_info.code, str):
             stderr.write(exit_info.code + "\n")
@@ -91,6 +93,24 @@ def _finish_wandb_run() -> None:
     if wandb.run is not None:
         wandb.finish()
     wandb.teardown()
+
+
+def _end_distributed_state() -> None:
+    """Ends what a run under a launcher's environment set up for its process and its process's exit ends: the process
+    group, DeepSpeed's references to its groups, accelerate's shared state, and transformers' reference to the
+    DeepSpeed config (which would make the next model load a ZeRO-3 one)."""
+    import torch.distributed
+    from accelerate.state import AcceleratorState
+
+    if torch.distributed.is_initialized():  # the trainer's `end_training` may have destroyed it already
+        torch.distributed.destroy_process_group()
+    deepspeed_groups = sys.modules.get("deepspeed.utils.groups")
+    if deepspeed_groups is not None:  # what `deepspeed.comm.destroy_process_group` does after torch's
+        deepspeed_groups._release_process_group_references()
+    AcceleratorState._reset_state(reset_partial_state=True)
+    deepspeed_integration = sys.modules.get("transformers.integrations.deepspeed")
+    if deepspeed_integration is not None:
+        deepspeed_integration.unset_hf_deepspeed_config()
 
 
 @contextlib.contextmanager

@@ -1,10 +1,10 @@
 """`scripts/grpo.py` as a user launches it: two CPU processes under DeepSpeed ZeRO-3 (sampling with the gathered
 weights, the validation answers generated on every process, the adapter gathered at save time), and every GRPO recipe
 as shipped for 2 steps (the tiny model saved as an SFT output instead of the checkpoint, a fixture in the recipe's
-layout, `use_cpu`, sdpa for flash-attention, one process), as `tests/e2e/test_recipes_run.py` runs the others."""
+layout, `use_cpu`, sdpa for flash-attention, the one process its launch would start, in this process), as
+`tests/e2e/test_recipes_run.py` runs the others."""
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -20,7 +20,7 @@ from phi3v.inference.generation import answer_items
 from phi3v.tasks.config import TaskConfig
 from phi3v.training import Phi3VGRPOScriptArguments, Phi3VModelConfig, parse_recipe
 
-from ..recipe_runs import accelerate_config_name, cpu_accelerate_config, make_fixture, simple_launch_environment
+from ..recipe_runs import accelerate_config_name, cpu_accelerate_config, launch_environment, make_fixture
 from ..safety_helpers import run_script_here
 
 
@@ -56,8 +56,9 @@ def test_two_process_zero3_grpo_saves_an_adapter_that_reloads_and_answers(
     command += ["scripts/grpo.py", "recipes/smoke/grpo-lora.yaml", "--model_name_or_path", str(start)]
     command += ["--dataset_name", str(synthetic_catalogue), "--output_dir", str(output_dir), "--max_steps", "3"]
     command += ["--logging_steps", "1", "--eval_steps", "3", "--save_steps", "3", "--max_completion_length", "8"]
-    command += ["--per_device_train_batch_size", "8", "--num_generations", "4", "--eval_generations", "4"]
-    command += ["--dataset_test_split", "validation[:4]", "--per_device_eval_batch_size", "4"]
+    # Two validation prompts, one answered per process: each generated token is a ZeRO-3 forward on both processes.
+    command += ["--per_device_train_batch_size", "8", "--num_generations", "4", "--eval_generations", "2"]
+    command += ["--dataset_test_split", "validation[:2]", "--per_device_eval_batch_size", "2"]
     result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
@@ -91,16 +92,9 @@ def test_grpo_recipe_runs_as_shipped(recipe, tiny_checkpoint, tmp_path):
     command = ["scripts/grpo.py", str(recipe), *overrides]
     env = {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
     config_name = accelerate_config_name(recipe)
-    config_file = None if config_name is None else cpu_accelerate_config(config_name, tmp_path)
-    launch_env = {} if config_file is None else simple_launch_environment(config_file, command)
-    if launch_env is not None:  # one plain process: this one, as tests/recipe_runs.py runs the SFT and DPO recipes
-        result = run_script_here("grpo.py", *command[1:], env=launch_env | env)
-    else:
-        launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
-        result = subprocess.run(
-            [*launch, *command], check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900,
-            env=os.environ | env,
-        )  # fmt: skip
+    if config_name is not None:  # the one process the launch would start, here, as tests/recipe_runs.py runs them
+        env = launch_environment(cpu_accelerate_config(config_name, tmp_path), command) | env
+    result = run_script_here("grpo.py", *command[1:], env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     training, evaluations = rewards_logged(output_dir)

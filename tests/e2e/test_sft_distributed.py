@@ -69,6 +69,8 @@ def test_two_process_zero3_dpo_saves_a_model_that_reloads(tiny_checkpoint, synth
     command += ["scripts/dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(tiny_checkpoint)]
     command += ["--dataset_name", str(pairs), "--output_dir", str(output_dir), "--max_steps", "3"]
     command += ["--logging_steps", "1", "--per_device_train_batch_size", "2"]
+    # Two validation pairs, one answered per process: each generated token is a ZeRO-3 forward on both processes.
+    command += ["--dataset_test_split", "validation[:2]", "--eval_generations", "2"]
     # The tiny base model has no task config (phi3v_task.json), so its answers are scored as a conversation's.
     command += ["--metric_for_best_model", "eval_exact_match", "--greater_is_better", "true"]
     result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
