@@ -94,10 +94,11 @@ def main(script_args: Phi3VGRPOScriptArguments, training_args: GRPOConfig, model
     ################
     # Trainer
     ################
-    # Greedy answers to validation prompts scored at each evaluation, and the W&B table of them (none twice).
+    # Greedy answers to validation prompts scored at each evaluation, and the W&B table of them (none twice), as long
+    # as the completions training samples may be: the rewards and the validation judge answers of one length limit.
     generation_validation, callbacks = answer_validation(
         processor, task, eval_rows, layout, to_conversation, script_args.eval_generations,
-        script_args.eval_predictions, training_args.report_to,
+        script_args.eval_predictions, training_args.report_to, training_args.max_completion_length,
     )  # fmt: skip
     # Without LoRA the KL reference is a frozen second copy of the SFT model, loaded as the policy was.
     needs_copy = not model_args.use_peft and training_args.beta != 0.0

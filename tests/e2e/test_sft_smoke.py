@@ -3,11 +3,11 @@ falls, the output directory reloads and generates, LoRA with activation checkpoi
 killed run resumes from its checkpoint to the same final step and losses, and an offline W&B run holds the predictions
 table.
 
-Runs that need no process of their own (`run_here`) run in this process, as `python scripts/sft.py` would: the killed
-run needs one to kill, and W&B keeps its settings and service per process."""
+Runs that need no process of their own (`run_here`) run in this process, as `python scripts/sft.py` would (the W&B
+run finished and W&B's per-process state torn down after, as at the process's exit); the killed run needs one to
+kill."""
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -45,16 +45,11 @@ def sft_command(checkpoint, catalogue, output_dir, *overrides) -> list[str]:
     ]
 
 
-def run(command, env=None):
-    result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, env=env, timeout=600)
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
-    return result
-
-
-def run_here(command):
-    """`command` (an `sft_command`) in this process, which spares the ~10 s of imports of a new interpreter."""
+def run_here(command, env: dict | None = None):
+    """`command` (an `sft_command`) in this process, which spares the ~10 s of imports of a new interpreter, with
+    `env`'s variables set while it runs."""
     assert command[:2] == [sys.executable, "scripts/sft.py"]
-    result = run_script_here("sft.py", *command[2:])
+    result = run_script_here("sft.py", *command[2:], env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
 
@@ -168,16 +163,16 @@ def test_killed_run_resumes_to_the_same_final_step(tiny_checkpoint, synthetic_ca
     assert logged(killed_dir, "loss") == pytest.approx(logged(reference_dir, "loss"), rel=1e-4)
 
 
-def test_offline_wandb_run_holds_the_predictions_table(tiny_checkpoint, synthetic_catalogue, tmp_path):
+def test_offline_wandb_run_holds_the_predictions_table(tiny_checkpoint, synthetic_catalogue, tmp_path, monkeypatch):
     import datasets
 
-    env = dict(os.environ, WANDB_MODE="offline", WANDB_DIR=str(tmp_path))
+    env = {"WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
     for variable in ("WANDB_DATA_DIR", "WANDB_CACHE_DIR", "WANDB_CONFIG_DIR"):
         env[variable] = str(tmp_path / variable.lower())
-    env.pop("WANDB_API_KEY", None)  # no login
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)  # no login
     overrides = ["--report_to", "wandb", "--max_steps", "4", "--eval_steps", "2", "--eval_predictions", "3"]
     overrides += ["--save_strategy", "no", "--run_name", "smoke-wandb-test"]
-    run(sft_command(tiny_checkpoint, synthetic_catalogue, tmp_path / "run", *overrides), env=env)
+    run_here(sft_command(tiny_checkpoint, synthetic_catalogue, tmp_path / "run", *overrides), env=env)
 
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     tables = sorted((run_dir / "files" / "media" / "table" / "eval").glob("predictions_*.table.json"))

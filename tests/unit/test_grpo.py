@@ -153,9 +153,17 @@ def test_grpo_trains_logs_each_reward_and_saves_an_adapter_that_reloads(
         "def brevity(prompts, completions, **kwargs):\n    return [-len(c[0]['content']) / 100 for c in completions]\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
+    answer_lengths = []  # the validation answers' length limit at each evaluation
+
+    def validation_answers(model, processor, items, batch_size, max_new_tokens):
+        answer_lengths.append(max_new_tokens)
+        return answer_items(model, processor, items, batch_size, max_new_tokens)
+
+    monkeypatch.setattr("phi3v.training.generation_validation.answer_items", validation_answers)
     flags = ["--reward_funcs", "format", "price", "run_rewards:brevity", "--reward_weights", "1", "2", "0.5"]
     result = run_script_here("grpo.py", *quick_run(start, synthetic_catalogue, tmp_path / "grpo", *flags))
     assert result.returncode == 0, output_of(result)[-3000:]
+    assert answer_lengths and set(answer_lengths) == {6}  # `max_completion_length`, as training samples
 
     output_dir = tmp_path / "grpo"
     history = json.loads((output_dir / "trainer_state.json").read_text())["log_history"]

@@ -62,6 +62,7 @@ def answer_validation(
     eval_generations: int,
     eval_predictions: int,
     report_to: list[str],
+    max_new_tokens: int = 64,
 ) -> tuple[GenerationValidation | None, list[TrainerCallback]]:
     """The generated-answer checks a run asks for: the greedy answers to the first `eval_generations` validation rows,
     scored with the task's metrics at each evaluation (DPO, GRPO: `eval_<metric>`), and with W&B the table of the
@@ -76,6 +77,7 @@ def answer_validation(
         eval_generations (`int`): how many rows are answered and scored at each evaluation; 0 for none.
         eval_predictions (`int`): how many rows the W&B table shows; 0 for no table.
         report_to (`list[str]`): the run's `report_to`; the table needs `wandb`.
+        max_new_tokens (`int`, *optional*, defaults to 64): the longest answer generated.
 
     Returns:
         `tuple`: the [`GenerationValidation`] to give the trainer (or `None`), and the callbacks to add.
@@ -85,7 +87,8 @@ def answer_validation(
 
     def first_rows(count: int) -> GenerationValidation:
         rows = undecoded(eval_rows.select(range(min(count, len(eval_rows)))))
-        return GenerationValidation(processor, task, task.eval_items(rows, layout, to_conversation))
+        items = task.eval_items(rows, layout, to_conversation)
+        return GenerationValidation(processor, task, items, max_new_tokens=max_new_tokens)
 
     validation = first_rows(eval_generations) if eval_generations > 0 else None
     callbacks = []

@@ -58,9 +58,10 @@ class Phi3VScriptArguments(ScriptArguments):
             Check the arguments and the data, load the model and build the trainer, then stop: nothing is trained and
             nothing is written (`scripts/reproduce.py` does this before it spends the base model's evaluation).
         eval_generations (`int`, *optional*, defaults to `0`):
-            `scripts/dpo.py`: the first this many validation items are answered (greedy) at each evaluation and scored
-            with the task's metrics, logged as `eval_<metric>` (`eval_price_mape`, `eval_category_accuracy`, ... for
-            the catalogue; `eval_exact_match` otherwise), so `metric_for_best_model` can name one; 0 turns it off.
+            `scripts/dpo.py`, `scripts/grpo.py`: the first this many validation items are answered (greedy; GRPO: at
+            most `max_completion_length` tokens) at each evaluation and scored with the task's metrics, logged as
+            `eval_<metric>` (`eval_price_mape`, `eval_category_accuracy`, ... for the catalogue; `eval_exact_match`
+            otherwise), so `metric_for_best_model` can name one; 0 turns it off.
         allow_local_paths (`bool`, *optional*, defaults to `False`):
             Let a local dataset's rows name image files outside its folder (absolute paths, `file://`, `../`). A Hub
             dataset's rows never read local files (`phi3v.data.local_files`).
@@ -119,7 +120,7 @@ class Phi3VScriptArguments(ScriptArguments):
     eval_generations: int = field(
         default=0,
         metadata={
-            "help": "dpo.py: validation items answered and scored with the task's metrics at each evaluation "
+            "help": "dpo.py, grpo.py: validation items answered and scored with the task's metrics at each evaluation "
             "(`eval_price_mape`, `eval_exact_match`, ...), for `metric_for_best_model`; 0 turns it off."
         },
     )
