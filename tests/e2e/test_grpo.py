@@ -56,7 +56,7 @@ def test_two_process_zero3_grpo_saves_an_adapter_that_reloads_and_answers(
     command += ["scripts/grpo.py", "recipes/smoke/grpo-lora.yaml", "--model_name_or_path", str(start)]
     command += ["--dataset_name", str(synthetic_catalogue), "--output_dir", str(output_dir), "--max_steps", "3"]
     command += ["--logging_steps", "1", "--eval_steps", "3", "--save_steps", "3", "--max_completion_length", "8"]
-    # Two validation prompts, one answered per process: each generated token is a ZeRO-3 forward on both processes.
+    # Two validation prompts: every process answers both (ZeRO-3 needs every process in each forward), 8 tokens each.
     command += ["--per_device_train_batch_size", "8", "--num_generations", "4", "--eval_generations", "2"]
     command += ["--dataset_test_split", "validation[:2]", "--per_device_eval_batch_size", "2"]
     result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=900)

@@ -68,19 +68,17 @@ def test_two_process_zero3_dpo_saves_a_model_that_reloads(tiny_checkpoint, synth
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
     command += ["scripts/dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(tiny_checkpoint)]
     command += ["--dataset_name", str(pairs), "--output_dir", str(output_dir), "--max_steps", "3"]
-    command += ["--logging_steps", "1", "--per_device_train_batch_size", "2"]
-    # Two validation pairs, one answered per process: each generated token is a ZeRO-3 forward on both processes.
-    command += ["--dataset_test_split", "validation[:2]", "--eval_generations", "2"]
-    # The tiny base model has no task config (phi3v_task.json), so its answers are scored as a conversation's.
-    command += ["--metric_for_best_model", "eval_exact_match", "--greater_is_better", "true"]
+    command += ["--logging_steps", "1", "--per_device_train_batch_size", "2", "--dataset_test_split", "validation[:2]"]
+    # Validation by DPO's loss alone: the generated answers' validation on every ZeRO-3 process is the mixin GRPO
+    # shares, tested there (tests/e2e/test_grpo.py), where answers are 8 tokens instead of 64 ZeRO-3 forwards.
+    command += ["--eval_generations", "0", "--metric_for_best_model", "eval_loss", "--greater_is_better", "false"]
     result = subprocess.run(command, check=False, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     state = json.loads((output_dir / "trainer_state.json").read_text())
     assert len([entry for entry in state["log_history"] if "rewards/accuracies" in entry]) == 3
-    # Both processes generated the validation answers at the start (ZeRO-3 needs every process in each forward).
     start = next(entry for entry in state["log_history"] if "eval_rewards/accuracies" in entry)
-    assert start["step"] == 0 and 0 <= start["eval_exact_match"] <= 1 and "eval_edit_similarity" in start
+    assert start["step"] == 0 and start["eval_loss"] == pytest.approx(0.6931, abs=1e-3)  # policy = reference: log 2
     model = AutoModelForCausalLM.from_pretrained(output_dir)  # the base, then the gathered adapter
     lora_b = [parameter for name, parameter in model.named_parameters() if "lora_B" in name]
     assert lora_b and any(parameter.abs().sum() > 0 for parameter in lora_b)  # trained, not empty shards
