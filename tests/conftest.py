@@ -65,6 +65,20 @@ def synthetic_catalogue(tmp_path_factory) -> Path:
     )
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Orders the run for `make test`'s two pytest-xdist workers. `--dist worksteal` gives the first worker the first
+    half of this order and the second the rest, then moves tests from the end of a busy worker's queue to an idle one.
+    The tests that start several processes (`several_processes`: two ranks and a launcher, both cores busy) come first,
+    for one worker to run one at a time; the other end-to-end tests start the second half; the short unit tests fill
+    both halves' ends, the tests that move. Only the order changes: every test runs.
+    """
+    launches = [item for item in items if item.get_closest_marker("several_processes")]
+    end_to_end = [item for item in items if "e2e" in item.path.parts and item not in launches]
+    unit = [item for item in items if "e2e" not in item.path.parts]
+    first_half_units = max(0, len(items) // 2 - len(launches))
+    items[:] = launches + unit[:first_half_units] + end_to_end + unit[first_half_units:]
+
+
 def hub_files(name: str) -> Path:
     """The real Hub files of an official checkpoint (configs, tokenizer, tensor index; no weights), or a skip."""
     path = HUB_FILES / name

@@ -4,10 +4,13 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from ..evaluation_helpers import REPO_ROOT
 from ..unit.test_evaluate import LIMIT, evaluate_args, run_evaluate
 
 
+@pytest.mark.several_processes
 def test_two_processes_give_the_single_process_answers(synthetic_catalogue, tiny_checkpoint, tmp_path, monkeypatch):
     """`accelerate launch` on 2 CPU processes: each answers half the products; the gathered file is identical."""
     args = evaluate_args(synthetic_catalogue, tmp_path / "one", f"base={tiny_checkpoint}") + ["--no_blank_control"]

@@ -17,6 +17,7 @@ import pytest
 from ..conftest import REPO_ROOT
 
 
+@pytest.mark.several_processes
 def test_fully_shard_matches_unsharded_and_saves_a_loadable_model(tiny_checkpoint, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(REPO_ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]

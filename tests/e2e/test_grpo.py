@@ -44,6 +44,7 @@ def rewards_logged(output_dir: Path) -> tuple[list[dict], list[dict]]:
     return [e for e in history if "reward" in e], [e for e in history if "eval_reward" in e]
 
 
+@pytest.mark.several_processes
 def test_two_process_zero3_grpo_saves_an_adapter_that_reloads_and_answers(
     tiny_checkpoint, synthetic_catalogue, tmp_path
 ):

@@ -25,6 +25,8 @@ from ..safety_helpers import run_script_here
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
+pytestmark = pytest.mark.several_processes  # two ranks and their launcher
+
 
 @pytest.mark.parametrize("config_name", ["multi_gpu", "zero2", "zero3"])
 def test_two_process_smoke_run(config_name, tiny_checkpoint, synthetic_catalogue, tmp_path):
