@@ -3,7 +3,7 @@
 Only these change from the recipe file: the model path (the tiny model in the official on-disk layout, or for a DPO
 recipe an SFT output made from it), the dataset (a fixture in the recipe's own layout and its split names), the device
 (`use_cpu`), the attention implementation (`flash_attention_2` becomes `sdpa`), the process count (1) and the number
-of optimiser steps (`max_steps`, a few). Precision, LoRA/QLoRA settings, frozen parts, activation checkpointing,
+of optimiser steps (`max_steps`, 2). Precision, LoRA/QLoRA settings, frozen parts, activation checkpointing,
 optimiser, scheduler, length limits, evaluation, saving and the accelerate/DeepSpeed config named in the header stay
 as written (the accelerate config only gains `use_cpu: true` and `num_processes: 1`).
 
@@ -15,7 +15,7 @@ tested by tests/e2e/test_sft_distributed.py and test_grpo.py.
 
 Whether the run learned is measured outside it, in float32, on a fixed batch of training rows: the loss of the trained
 weights (DeepSpeed's float32 master weights for a full fine-tune, the saved adapter for LoRA) against the loss of the
-starting weights. A recipe's warm-up makes its first learning rates tiny, so the fall is small but exact.
+starting weights. A recipe's warm-up makes its first learning rate 0 and the next tiny, so the fall is small but exact.
 """
 
 import json
@@ -46,7 +46,7 @@ from .safety_helpers import run_script_here
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES = REPO_ROOT / "recipes"
-STEPS = 3  # optimiser steps per run
+STEPS = 2  # optimiser steps per run: a warm-up may make the first learning rate 0, so the second moves the weights
 CAULDRON_FIXTURES = {"docvqa": "cauldron_docvqa", "hateful_memes": "hateful_memes", "nlvr2": "nlvr2"}
 
 

@@ -1,4 +1,4 @@
-"""Every shipped recipe runs, as shipped, for a few optimiser steps on CPU (see `tests/recipe_runs.py` for the only
+"""Every shipped recipe runs, as shipped, for 2 optimiser steps on CPU (see `tests/recipe_runs.py` for the only
 things that change): the launch its header names, its precision, LoRA or QLoRA settings, frozen parts, activation
 checkpointing, optimiser, scheduler and length limits. A run fails on a wrong key, a dtype clash or a LoRA target that
 matches nothing (the script stops), on a frozen part that moved or a trained part that did not, and on a loss that

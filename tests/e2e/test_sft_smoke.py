@@ -1,16 +1,12 @@
 """End-to-end runs of `scripts/sft.py recipes/smoke/sft-full.yaml` on CPU, shrunk by command-line overrides: the loss
-falls, the output directory reloads and generates, LoRA with activation checkpointing trains and saves an adapter, a
-killed run resumes from its checkpoint to the same final step and losses, and an offline W&B run holds the predictions
-table.
+falls, the output directory reloads and generates, LoRA with activation checkpointing trains and saves an adapter, and
+an offline W&B run holds the predictions table. A killed run's resume is tests/e2e/test_safety_resume.py's.
 
-Runs that need no process of their own (`run_here`) run in this process, as `python scripts/sft.py` would (the W&B
-run finished and W&B's per-process state torn down after, as at the process's exit); the killed run needs one to
-kill."""
+The runs run in this process, as `python scripts/sft.py` would (the W&B run finished and W&B's per-process state torn
+down after, as at the process's exit)."""
 
 import json
-import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -134,33 +130,6 @@ def test_lora_with_activation_checkpointing_saves_a_loadable_adapter(tiny_checkp
     )
     inputs = processor("<|user|>\nWhat is shown in this image?<|end|>\n<|assistant|>\n")
     assert model.generate(**inputs, max_new_tokens=5, do_sample=False).shape[1] > inputs["input_ids"].shape[1]
-
-
-def test_killed_run_resumes_to_the_same_final_step(tiny_checkpoint, synthetic_catalogue, tmp_path):
-    # Batches of 2: 29 steps per epoch, so the run is killed and resumed inside its first epoch, where the
-    # length-grouped order is reproducible (transformers' `LengthGroupedSampler` draws later epochs' orders from the
-    # global RNG, which a resume does not replay).
-    overrides = ["--max_steps", "20", "--save_steps", "8", "--logging_steps", "4", "--eval_strategy", "no"]
-    overrides += ["--per_device_train_batch_size", "2", "--save_total_limit", "5"]
-    killed_dir = tmp_path / "killed"
-    command = sft_command(tiny_checkpoint, synthetic_catalogue, killed_dir, *overrides)
-    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        while not (killed_dir / "checkpoint-8" / "trainer_state.json").exists():  # written last
-            assert process.poll() is None, "the run ended before its first checkpoint"
-            time.sleep(0.01)
-    finally:
-        process.kill()
-        process.wait()
-    assert not (killed_dir / "trainer_state.json").exists()  # it did not finish
-    assert sorted(path.name for path in killed_dir.glob("checkpoint-*")) == ["checkpoint-8"]
-
-    run_here(command)  # the same command again: resumes from checkpoint-8
-    reference_dir = tmp_path / "uninterrupted"
-    run_here(sft_command(tiny_checkpoint, synthetic_catalogue, reference_dir, *overrides))
-    state = json.loads((killed_dir / "trainer_state.json").read_text())
-    assert state["global_step"] == 20
-    assert logged(killed_dir, "loss") == pytest.approx(logged(reference_dir, "loss"), rel=1e-4)
 
 
 def test_offline_wandb_run_holds_the_predictions_table(tiny_checkpoint, synthetic_catalogue, tmp_path, monkeypatch):
