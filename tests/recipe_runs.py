@@ -125,6 +125,13 @@ def start_model(recipe: Path, tiny_checkpoint: Path, root: Path) -> Path:
     return sft
 
 
+def deepspeed_stage(recipe: Path) -> int | None:
+    """The ZeRO stage of the DeepSpeed config the recipe's header launches with; None without DeepSpeed."""
+    name = accelerate_config_name(recipe)
+    config = {} if name is None else yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{name}.yaml").read_text())
+    return config["deepspeed_config"]["zero_stage"] if config.get("distributed_type") == "DEEPSPEED" else None
+
+
 def cpu_accelerate_config(name: str, root: Path) -> Path:
     config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{name}.yaml").read_text())
     config.update(use_cpu=True, num_processes=1)

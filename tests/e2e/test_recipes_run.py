@@ -18,6 +18,7 @@ from safetensors.torch import load_file
 from tests.recipe_runs import (
     RECIPES,
     STEPS,
+    deepspeed_stage,
     dpo_probe_losses,
     is_dpo,
     log_history,
@@ -53,6 +54,9 @@ def never_run_clip_prefixes(num_clip_layers: int) -> tuple[str, ...]:
 def test_recipe_runs_as_shipped(recipe, tiny_checkpoint, tmp_path):
     run = run_recipe(recipe, tiny_checkpoint, tmp_path)
     assert run.result.returncode == 0, run.result.stdout[-3000:] + run.result.stderr[-6000:]
+    stage = deepspeed_stage(recipe)  # the launch's environment reached the script: its plan names the parallelism
+    if stage is not None:
+        assert f"parallelism: DeepSpeed ZeRO-{stage} on 1 GPU" in run.result.stdout, run.result.stdout[-3000:]
 
     history = log_history(run)
     assert max(entry["step"] for entry in history) == STEPS
