@@ -125,16 +125,22 @@ def start_model(recipe: Path, tiny_checkpoint: Path, root: Path) -> Path:
     return sft
 
 
+def accelerate_config(name: str) -> dict:
+    """The repository's `accelerate_configs/NAME.yaml`."""
+    return yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{name}.yaml").read_text())
+
+
 def deepspeed_stage(recipe: Path) -> int | None:
     """The ZeRO stage of the DeepSpeed config the recipe's header launches with; None without DeepSpeed."""
     name = accelerate_config_name(recipe)
-    config = {} if name is None else yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{name}.yaml").read_text())
+    config = {} if name is None else accelerate_config(name)
     return config["deepspeed_config"]["zero_stage"] if config.get("distributed_type") == "DEEPSPEED" else None
 
 
-def cpu_accelerate_config(name: str, root: Path) -> Path:
-    config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{name}.yaml").read_text())
-    config.update(use_cpu=True, num_processes=1)
+def cpu_accelerate_config(name: str, root: Path, num_processes: int = 1, **settings) -> Path:
+    """`accelerate_configs/NAME.yaml` for CPU processes, written under `root`: as shipped but for `use_cpu: true`,
+    `num_processes` and `settings` (e.g. `mixed_precision="no"`)."""
+    config = accelerate_config(name) | {"use_cpu": True, "num_processes": num_processes} | settings
     path = root / f"{name}-cpu.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -161,14 +167,17 @@ def launch_environment(config_file: Path, command: list[str]) -> dict[str, str]:
 
     def start_torchrun(args) -> None:  # `torch.distributed.run.run`, in accelerate's patched environment
         assert (args.nnodes, args.nproc_per_node) in (("1", "1"), ("1:1", "1")), "one process on this machine"
-        # torch.distributed.elastic's LocalElasticAgent: the variables of worker 0 of one (`_start_workers`)
-        ranks = dict.fromkeys(("RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RESTART_COUNT"), "0")
-        sizes = dict.fromkeys(("WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE"), "1")
-        worker = {"ROLE_NAME": args.role, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(args.master_port)}
-        worker |= {"TORCHELASTIC_MAX_RESTARTS": "0", "TORCHELASTIC_RUN_ID": "none"}
-        worker["TORCHELASTIC_USE_AGENT_STORE"] = "False"  # no agent here: rank 0 serves the store itself
-        taken.update(command=[args.training_script, *args.training_script_args], env=dict(os.environ) | ranks | sizes)
-        taken["env"] |= worker
+        # torch.distributed.elastic's LocalElasticAgent: the variables of worker 0 of one (`_start_workers`); no
+        # agent here, so rank 0 serves the store itself (`TORCHELASTIC_USE_AGENT_STORE`)
+        worker = dict.fromkeys(("RANK", "LOCAL_RANK", "GROUP_RANK", "ROLE_RANK", "TORCHELASTIC_RESTART_COUNT"), "0")
+        worker |= dict.fromkeys(("WORLD_SIZE", "LOCAL_WORLD_SIZE", "GROUP_WORLD_SIZE", "ROLE_WORLD_SIZE"), "1")
+        worker |= {"ROLE_NAME": args.role, "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(args.master_port)}
+        worker |= {
+            "TORCHELASTIC_MAX_RESTARTS": "0",
+            "TORCHELASTIC_RUN_ID": "none",
+            "TORCHELASTIC_USE_AGENT_STORE": "False",
+        }
+        taken.update(command=[args.training_script, *args.training_script_args], env=dict(os.environ) | worker)
 
     # A free port for the rendezvous (as `--main_process_port 0` asks): tests run side by side.
     args = launch.launch_command_parser().parse_args(
@@ -181,6 +190,22 @@ def launch_environment(config_file: Path, command: list[str]) -> dict[str, str]:
         launch.launch_command(args)
     assert taken["command"] == command, taken["command"]
     return taken["env"]
+
+
+def run_as_launched(recipe: Path, command: list[str], root: Path) -> subprocess.CompletedProcess:
+    """`command` (a script under `scripts/` and its arguments) in this process, with the environment the launch in
+    `recipe`'s header gives its one process (see the module docstring); W&B offline, in `root`.
+
+    Args:
+        recipe: the recipe file, whose header names the accelerate config (or none: a plain `python` run).
+        command: the script's path and its arguments.
+        root: where the CPU accelerate config and W&B's files go.
+    """
+    env = {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(root)}
+    config_name = accelerate_config_name(recipe)
+    if config_name is not None:
+        env = launch_environment(cpu_accelerate_config(config_name, root), command) | env
+    return run_script_here(Path(command[0]).name, *command[1:], env=env)
 
 
 def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path) -> RecipeRun:
@@ -197,12 +222,7 @@ def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path) -> RecipeRun:
     if model_args.attn_implementation == "flash_attention_2":
         overrides += ["--attn_implementation", "sdpa"]
     script = REPO_ROOT / "scripts" / ("dpo.py" if is_dpo(recipe) else "sft.py")
-    command = [str(script), str(recipe), *overrides]
-    env = {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(root)}
-    config_name = accelerate_config_name(recipe)
-    if config_name is not None:  # launched (see the module docstring)
-        env = launch_environment(cpu_accelerate_config(config_name, root), command) | env
-    result = run_script_here(script.name, *command[1:], env=env)
+    result = run_as_launched(recipe, [str(script), str(recipe), *overrides], root)
     script_args, training_args, model_args = parse(recipe, *overrides)
     return RecipeRun(recipe, script_args, training_args, model_args, output_dir, model, dataset, result)
 

@@ -10,7 +10,6 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from PIL import Image
 from transformers import AutoModelForCausalLM, AutoProcessor
 from trl import GRPOConfig, TrlParser
@@ -20,8 +19,7 @@ from phi3v.inference.generation import answer_items
 from phi3v.tasks.config import TaskConfig
 from phi3v.training import Phi3VGRPOScriptArguments, Phi3VModelConfig, parse_recipe
 
-from ..recipe_runs import accelerate_config_name, cpu_accelerate_config, launch_environment, make_fixture
-from ..safety_helpers import run_script_here
+from ..recipe_runs import cpu_accelerate_config, make_fixture, run_as_launched
 
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -48,10 +46,7 @@ def rewards_logged(output_dir: Path) -> tuple[list[dict], list[dict]]:
 def test_two_process_zero3_grpo_saves_an_adapter_that_reloads_and_answers(
     tiny_checkpoint, synthetic_catalogue, tmp_path
 ):
-    config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / "zero3.yaml").read_text())
-    config.update(use_cpu=True, mixed_precision="no", num_processes=2)
-    config_file = tmp_path / "zero3-cpu.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config_file = cpu_accelerate_config("zero3", tmp_path, num_processes=2, mixed_precision="no")
     start, output_dir = sft_output(tiny_checkpoint, tmp_path / "sft", "catalogue"), tmp_path / "grpo"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
     command += ["scripts/grpo.py", "recipes/smoke/grpo-lora.yaml", "--model_name_or_path", str(start)]
@@ -90,12 +85,8 @@ def test_grpo_recipe_runs_as_shipped(recipe, tiny_checkpoint, tmp_path):
     ]
     if model_args.attn_implementation == "flash_attention_2":
         overrides += ["--attn_implementation", "sdpa"]
-    command = ["scripts/grpo.py", str(recipe), *overrides]
-    env = {"OMP_NUM_THREADS": "1", "WANDB_MODE": "offline", "WANDB_DIR": str(tmp_path)}
-    config_name = accelerate_config_name(recipe)
-    if config_name is not None:  # the one process the launch would start, here, as tests/recipe_runs.py runs them
-        env = launch_environment(cpu_accelerate_config(config_name, tmp_path), command) | env
-    result = run_script_here("grpo.py", *command[1:], env=env)
+    # The one process the launch would start, here, as tests/recipe_runs.py runs the others.
+    result = run_as_launched(recipe, ["scripts/grpo.py", str(recipe), *overrides], tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
 
     training, evaluations = rewards_logged(output_dir)

@@ -18,11 +18,11 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
 from transformers import AutoModelForCausalLM, AutoProcessor
 
 import phi3v  # noqa: F401
 
+from ..recipe_runs import cpu_accelerate_config
 from ..safety_helpers import run_script_here
 
 
@@ -33,10 +33,7 @@ pytestmark = pytest.mark.several_processes  # two ranks and their launcher
 
 @pytest.mark.parametrize("config_name", ["multi_gpu", "zero3"])
 def test_two_process_smoke_run(config_name, tiny_checkpoint, synthetic_catalogue, tmp_path):
-    config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / f"{config_name}.yaml").read_text())
-    config.update(use_cpu=True, mixed_precision="no", num_processes=2)
-    config_file = tmp_path / f"{config_name}-cpu.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config_file = cpu_accelerate_config(config_name, tmp_path, num_processes=2, mixed_precision="no")
     output_dir = tmp_path / "run"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
     command += ["scripts/sft.py", "recipes/smoke/sft-full.yaml", "--model_name_or_path", str(tiny_checkpoint)]
@@ -65,10 +62,7 @@ def test_two_process_zero3_dpo_saves_a_model_that_reloads(tiny_checkpoint, synth
     pairs = tmp_path / "pairs"  # made in this process: the pairs are the input here, the launch is what is tested
     made = run_script_here("make_preferences.py", "--dataset", synthetic_catalogue, "--output", pairs)
     assert made.returncode == 0, made.stdout[-3000:] + made.stderr[-5000:]
-    config = yaml.safe_load((REPO_ROOT / "accelerate_configs" / "zero3.yaml").read_text())
-    config.update(use_cpu=True, mixed_precision="no", num_processes=2)
-    config_file = tmp_path / "zero3-cpu.yaml"
-    config_file.write_text(yaml.safe_dump(config))
+    config_file = cpu_accelerate_config("zero3", tmp_path, num_processes=2, mixed_precision="no")
     output_dir = tmp_path / "dpo"
     command = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config_file)]
     command += ["scripts/dpo.py", "recipes/smoke/dpo-lora.yaml", "--model_name_or_path", str(tiny_checkpoint)]
