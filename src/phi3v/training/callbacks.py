@@ -1,4 +1,5 @@
-"""A W&B table of generated answers on validation rows, logged at each evaluation."""
+"""The checks of generated answers on validation rows: the W&B table logged at each evaluation, and
+`answer_validation`, which builds it and DPO's and GRPO's scored validation for a run."""
 
 from collections.abc import Callable, Mapping
 
@@ -17,8 +18,8 @@ class PredictionsTableCallback(TrainerCallback):
     task's metrics of those answers as `eval/predictions_<metric>` (`Task.metrics`: the same definitions as the
     evaluation report).
 
-    The answers are the generation validation's of this evaluation when it already generated them (DPO's
-    `eval_generations`), else generated here: greedy, not read off teacher-forced logits, so the table shows what the
+    The answers are the generation validation's of this evaluation when it already generated them (DPO's and
+    GRPO's `eval_generations`), else generated here: greedy, not read off teacher-forced logits, so the table shows what the
     model would say. Every process generates, because ZeRO-3 and FSDP need all of them in the forward pass; the main
     process logs. W&B is initialised by transformers' `WandbCallback` (`report_to: wandb`), with the project and
     entity taken from `WANDB_PROJECT` and `WANDB_ENTITY`; `WANDB_MODE=offline` needs no login.

@@ -1,6 +1,6 @@
-"""TRL's `GRPOTrainer` for Phi-3-V: the prompts tokenised as the model was trained to read them, and TRL's image-token
-suppression left out (Phi-3-V has no image token to suppress). Everything else (sampling, rewards, advantages, the
-loss, the KL to the start model, logging, vLLM) is TRL's."""
+"""TRL's `GRPOTrainer` for Phi-3-V: the prompts tokenised as the model was trained to read them, TRL's image-token
+suppression left out (Phi-3-V has no image token to suppress), and a KL reference passed in for full runs. Everything
+else (sampling, rewards, advantages, the loss, the KL to the start model, logging, vLLM) is TRL's."""
 
 from contextlib import ExitStack
 from unittest import mock
@@ -18,7 +18,7 @@ def phi3v_prompt(messages: list[dict]) -> list[dict]:
     `<|image_k|>` tags.
 
     TRL turns string content into typed parts and puts one image part per image before the first user turn's text.
-    Where that text already names the images with tags (the prompts of `phi3v.training.grpo.grpo_dataset`), the
+    Where that text already names the images with tags (the prompts of `phi3v.training.rewards.grpo_dataset`), the
     image parts only carry the pictures and are dropped, so the prompt reads exactly as in SFT and evaluation (the
     catalogue asks `<|image_1|>What is shown...` without a newline); otherwise each image part becomes its tag.
 
@@ -60,11 +60,11 @@ class Phi3VGRPOTrainer(GeneratedAnswersEvaluation, GRPOTrainer):
     r"""
     A `GRPOTrainer` for Phi-3-V whose evaluations also score greedy answers with the task's metrics.
 
-    Two changes to TRL, where its VLM code assumes what Phi-3-V does not have:
+    Three changes to TRL, where its code assumes what Phi-3-V does not have:
 
-    - prompts are tokenised one by one, unpadded, from their string form with `<|image_k|>` tags (`phi3v_prompt`):
-      TRL expects the processor to return unpadded token lists, while Phi-3-V's pads, and TRL's typed parts would
-      render the image tag with a newline the model never saw after it;
+    - prompts are tokenised from their string form with `<|image_k|>` tags (`phi3v_prompt`), as one left-padded
+      batch whose padding is then stripped: TRL expects the processor to return unpadded token lists, while Phi-3-V's
+      pads, and TRL's typed parts would render the image tag with a newline the model never saw after it;
     - TRL suppresses `config.image_token_id` in sampling; Phi-3-V has none (its image placeholders are negative ids,
       which sampling cannot produce), so nothing is suppressed;
     - without LoRA and with `beta` > 0, TRL loads the reference model from the policy's path itself, which fails for

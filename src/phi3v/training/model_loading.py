@@ -147,10 +147,10 @@ def lora_config(model_args: Phi3VModelConfig, model: PreTrainedModel) -> LoraCon
 
 
 def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArguments) -> PreTrainedModel:
-    """Loads the SFT model to start DPO from, with the same dtype, attention and freezing as SFT.
+    """Loads the SFT model to start DPO or GRPO from, with the same dtype, attention and freezing as SFT.
 
-    An SFT adapter is merged into its base in memory: a new DPO adapter then trains on top, and with that adapter
-    disabled the model is exactly the SFT model, which TRL uses as the reference (no second copy in memory).
+    An SFT adapter is merged into its base in memory: a new DPO or GRPO adapter then trains on top, and with that
+    adapter disabled the model is exactly the SFT model, which TRL uses as the reference (no second copy in memory).
 
     Args:
         model_args ([`Phi3VModelConfig`]): `model_name_or_path` is the SFT output directory (model or adapter);
@@ -161,15 +161,17 @@ def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArgument
     if not is_adapter_dir(path):
         return load_model(model_args, training_args)
     if model_args.load_in_4bit or model_args.load_in_8bit:
-        raise UsageError("Merge the SFT adapter first (scripts/merge_lora.py), then start QLoRA DPO from the merge.")
+        raise UsageError(
+            "Merge the SFT adapter first (scripts/merge_lora.py), then start QLoRA DPO or GRPO from the merge."
+        )
     if recorded_base_quantization(path) is not None:  # merged below into the full-precision base it did not train on
         raise UsageError(
-            f"{path} is a QLoRA adapter: merge it first (scripts/merge_lora.py), then DPO from the merge."
+            f"{path} is a QLoRA adapter: merge it first (scripts/merge_lora.py), then DPO or GRPO from the merge."
         )
     base = adapter_base_model(path, model_args.base_model)
     logger.info(f"Merging the SFT adapter {path} into its base {base}")
     model = load_model(replace(model_args, model_name_or_path=base, use_peft=False), training_args)
     model = PeftModel.from_pretrained(model, path).merge_and_unload()
-    # A DPO adapter trained on this merge records its base from here: the SFT adapter, not the SFT adapter's base.
+    # A DPO or GRPO adapter trained on this merge records its base from here: the SFT adapter, not the SFT adapter's base.
     model.config._name_or_path = model.name_or_path = str(path)
     return model

@@ -7,7 +7,7 @@ from torch.nn.utils.rnn import pad_sequence
 from transformers import ProcessorMixin
 
 from phi3v.data.conversation import PREFERENCE_SIDES as SIDES
-from phi3v.data.conversation import Conversation, preference_conversations
+from phi3v.data.conversation import preference_conversations
 from phi3v.data.image_columns import image_size, load_image
 
 from .encoding import encode_conversation, too_long_message
@@ -31,22 +31,16 @@ class Phi3VPreferenceCollator:
         self.processor = processor
         self.max_length = max_length
 
-    @staticmethod
-    def conversations(example: Mapping) -> dict[str, Conversation]:
-        """The chosen and rejected conversations of a pair; the answers follow the prompt (checked by
-        `phi3v.data.conversation.preference_conversations`)."""
-        return preference_conversations(example)
-
     def sequence_length(self, example: Mapping) -> int:
         """Tokens of the longer side of a pair, from image sizes alone (undecoded cells are not decoded)."""
-        conversations = self.conversations(example)
+        conversations = preference_conversations(example)
         counts = [
             self.processor.image_processor.num_image_tokens(*image_size(i)) for i in conversations["chosen"].images
         ]
         return max(len(encode_conversation(self.processor, c, counts).input_ids) for c in conversations.values())
 
     def __call__(self, examples: list[Mapping]) -> dict[str, torch.Tensor]:
-        pairs = [self.conversations(example) for example in examples]
+        pairs = [preference_conversations(example) for example in examples]
         images = [load_image(image) for pair in pairs for image in pair["chosen"].images]
         image_inputs = self.processor.image_processor(images) if images else None
         counts = image_inputs["num_img_tokens"] if image_inputs is not None else []
