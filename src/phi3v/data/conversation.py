@@ -105,11 +105,6 @@ def images_and_fields(row: Mapping) -> tuple[list, list[str]]:
     return images, fields
 
 
-def row_images(row: Mapping) -> list:
-    """The images of a row (`images_and_fields` without the fields)."""
-    return images_and_fields(row)[0]
-
-
 def checked_conversation(
     row: Mapping, messages: Sequence[Mapping], fields: Sequence[tuple[str, str]], train_from: int = 0
 ) -> Conversation:

@@ -17,11 +17,9 @@ from phi3v.errors import BadRow, MissingDataFileError
 from phi3v.modeling.chat_format import image_tag, image_tags
 
 from .conversation import SourcedRow
-from .row_checks import describe, list_value, text_value
+from .row_checks import LLAVA_IMAGE_TOKEN, LLAVA_ROLES, describe, list_value, text_value
 
 
-LLAVA_IMAGE_TOKEN = "<image>"
-LLAVA_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}
 DOCVQA_INSTRUCTION = "Answer briefly."
 
 

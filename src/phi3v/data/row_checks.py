@@ -28,7 +28,7 @@ from phi3v.modeling.chat_format import END_OF_TEXT, END_OF_TURN, IMAGE_TAG
 
 
 ROLES = ("system", "user", "assistant")
-LLAVA_NAMES = {"human": "user", "gpt": "assistant"}
+LLAVA_ROLES = {"human": "user", "gpt": "assistant", "system": "system"}  # LLaVA JSON's `from` names
 LLAVA_IMAGE_TOKEN = "<image>"
 CHAT_TOKENS = (END_OF_TURN, END_OF_TEXT, "<|user|>", "<|assistant|>", "<|system|>")
 _TAG_LIKE = re.compile(r"<\|\s*image[^<>]*?\|>", re.IGNORECASE)  # anything written like an image tag
@@ -105,9 +105,9 @@ def check_messages(messages, column: str) -> list[Mapping]:
             )
         role = text_value(message.get("role"), f"{field}.role", "the role")
         if role not in ROLES:
-            if role in LLAVA_NAMES:
+            if role in LLAVA_ROLES and role != "system":
                 problem = (
-                    f"role {role!r} is LLaVA's name for {LLAVA_NAMES[role]!r}: TRL's layouts use {list(ROLES)}, and "
+                    f"role {role!r} is LLaVA's name for {LLAVA_ROLES[role]!r}: TRL's layouts use {list(ROLES)}, and "
                     f"the model would learn a <|{role}|> turn it never sees at inference. Rename the roles, or set "
                     "dataset_format: llava for rows of `image` + `conversations` with `from`/`value`"
                 )
