@@ -19,7 +19,20 @@ $(INSTALLED): setup.cfg pyproject.toml
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==2.13.0
 	$(PY) -m pip install --quiet -e ".[dev]"
+	$(PY) -c "$$BUILD_DEEPSPEED_CPU_OP"
 	touch $(INSTALLED)
+
+# DeepSpeed compiles its shared-memory communication op the first time a DeepSpeed run starts on CPU (about a minute
+# of both cores; cached in ~/.cache/torch_extensions): built here, at install, not inside the first DeepSpeed test or
+# run. Machines with an accelerator build nothing here.
+define BUILD_DEEPSPEED_CPU_OP
+from deepspeed.accelerator import get_accelerator
+accelerator = get_accelerator()
+builder = accelerator.create_op_builder("ShareMemCommBuilder") if accelerator.device_name() == "cpu" else None
+if builder is not None and builder.is_compatible():
+    builder.load()
+endef
+export BUILD_DEEPSPEED_CPU_OP
 
 # lmms-eval for the model cards' benchmarks (scripts/forgetting.py) in .venv-lmms, a virtual environment layered over
 # .venv: a .pth file puts .venv's packages (the pinned stack) behind its own, which are only lmms-eval, installed
