@@ -7,6 +7,7 @@ test is not about a process, in processes of their own where it is (a launcher, 
 app server). `make test` runs both, one worker per core.
 """
 
+import gc
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -77,6 +78,14 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     unit = [item for item in items if "e2e" not in item.path.parts]
     first_half_units = max(0, len(items) // 2 - len(launches))
     items[:] = launches + unit[:first_half_units] + end_to_end + unit[first_half_units:]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Moves what collection made (torch, transformers, TRL and the test modules: ~570,000 objects) out of the garbage
+    collector's sight (`gc.freeze`), once the modules are imported: they live as long as the process, yet every full
+    collection walked them all, ~0.6 s a time, about a tenth of each training run here (accelerate's `free_memory`
+    collects after training). What the tests make is collected as before."""
+    gc.freeze()
 
 
 def hub_files(name: str) -> Path:
