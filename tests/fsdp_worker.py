@@ -1,4 +1,5 @@
-"""One rank of the FSDP2 checks in `tests/e2e/test_fsdp.py` (CPU, gloo), launched by the test as
+"""One rank of the FSDP2 checks of `tests/e2e/test_two_processes.py` (CPU, gloo), launched by the test on two
+processes (with torchrun, by accelerate's `multi_gpu` config), or by hand as
 
     torchrun --standalone --nproc_per_node 2 tests/fsdp_worker.py CHECKPOINT OUTPUT_DIR
 

@@ -3,6 +3,7 @@
 import contextlib
 import hashlib
 import io
+import itertools
 import logging
 import os
 import runpy
@@ -32,7 +33,7 @@ def run_script(script: str, *args, launcher: str | None = None, timeout: int = 6
     )
 
 
-def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.CompletedProcess:
+def run_script_here(script: str, *args, env: dict | None = None, capture: bool = True) -> subprocess.CompletedProcess:
     """`run_script` in this process (`runpy`, as `python scripts/<script>` would), which spares the ~10 s of importing
     torch, transformers, TRL and PEFT again: the exit status, standard output and standard error of the script's own
     code. What only a separate process shows (a launcher's patches, a kill, the terminal) needs `run_script`.
@@ -53,6 +54,8 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
         script: the file name under `scripts/`, or a path from the repository root (`benchmarks/...`).
         args: its command-line arguments (made strings).
         env: variables set while it runs, as a launcher or the user's shell would set them.
+        capture (`bool`, defaults to `True`): hold its standard output and error in the result; `False` leaves them
+            on this process's own (the result's are then empty), as in a launched process (`tests/run_in_sequence.py`).
     """
     command = [script if "/" in script else f"scripts/{script}", *map(str, args)]
     argv, cwd, environ = sys.argv, os.getcwd(), dict(os.environ)
@@ -62,7 +65,7 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
     stdout, stderr = io.StringIO(), io.StringIO()
     returncode = 0
     try:
-        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), _log_records_to(stderr):
+        with _captured(stdout, stderr) if capture else contextlib.nullcontext():
             try:
                 runpy.run_path(str(REPO_ROOT / command[0]), run_name="__main__")
             finally:
@@ -81,6 +84,13 @@ def run_script_here(script: str, *args, env: dict | None = None) -> subprocess.C
         os.environ.clear()
         os.environ.update(environ)
     return subprocess.CompletedProcess(command, returncode, stdout.getvalue(), stderr.getvalue())
+
+
+@contextlib.contextmanager
+def _captured(stdout: io.StringIO, stderr: io.StringIO):
+    """Standard output, standard error and log records into `stdout` and `stderr`."""
+    with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr), _log_records_to(stderr):
+        yield
 
 
 def _finish_wandb_run() -> None:
@@ -104,6 +114,11 @@ def _end_distributed_state() -> None:
 
     if torch.distributed.is_initialized():  # the trainer's `end_training` may have destroyed it already
         torch.distributed.destroy_process_group()
+    # The next group of this process keys its rendezvous by a number unused so far. Destroying a group resets the
+    # count, so the next would take the keys of this one, and where the store outlives the group (torchrun's agent
+    # serves it to a launched process for all its life: `tests/run_in_sequence.py`) its ranks would read this group's
+    # dead addresses.
+    torch.distributed.distributed_c10d._world.group_count = next(_GROUP_COUNTS)
     deepspeed_groups = sys.modules.get("deepspeed.utils.groups")
     if deepspeed_groups is not None:  # what `deepspeed.comm.destroy_process_group` does after torch's
         deepspeed_groups._release_process_group_references()
@@ -111,6 +126,9 @@ def _end_distributed_state() -> None:
     deepspeed_integration = sys.modules.get("transformers.integrations.deepspeed")
     if deepspeed_integration is not None:
         deepspeed_integration.unset_hf_deepspeed_config()
+
+
+_GROUP_COUNTS = itertools.count(1000, 1000)  # far above any count a script reaches with its own groups
 
 
 @contextlib.contextmanager

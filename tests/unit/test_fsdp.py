@@ -1,4 +1,4 @@
-"""The FSDP config shards the model by its real layer classes (the 2-process FSDP2 run: tests/e2e/test_fsdp.py)."""
+"""The FSDP config shards the model by its real layer classes (the 2-process FSDP2 run: tests/e2e/test_two_processes.py)."""
 
 import yaml
 

@@ -79,7 +79,7 @@ NOT_RUN = {
     "prepare_dataset.py --output_dir data/burberry": "downloads the DBQ/Burberry catalogue from the Hub and its "
     "images from the CDN (tests/unit/test_data_prepare.py runs the same pipeline on local tables)",
     "--source catalogue.parquet": "reads a catalogue table of your own (tests/unit/test_data_prepare.py runs local tables)",
-    "accelerate launch": "GPU or multi-process launch with the bf16 GPU configs (tests/e2e/test_sft_distributed.py "
+    "accelerate launch": "GPU or multi-process launch with the bf16 GPU configs (tests/e2e/test_two_processes.py "
     "launches the smoke recipe on 2 CPU processes)",
     "sbatch": "submits to a Slurm cluster (tests/unit/test_recipes.py checks launch.slurm with `bash -n`)",
     "--device cuda": "needs a CUDA GPU",
