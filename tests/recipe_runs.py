@@ -2,8 +2,9 @@
 
 Only these change from the recipe file: the model path (the tiny model in the official on-disk layout, or for a DPO
 recipe an SFT output made from it), the dataset (a fixture in the recipe's own layout and its split names), the device
-(`use_cpu`), the attention implementation (`flash_attention_2` becomes `sdpa`), the process count (1) and the number
-of optimiser steps (`max_steps`, 2). Precision, LoRA/QLoRA settings, frozen parts, activation checkpointing,
+(`use_cpu`), the attention implementation (`flash_attention_2` becomes `sdpa`), the process count (1), the number of
+optimiser steps (`max_steps`, 2) and gradient accumulation (at most 2 micro-batches a step: the same accumulation
+code, where the Cookbook's 8 one-row micro-batches cost 4 times the compute and prove nothing more). Precision, LoRA/QLoRA settings, frozen parts, activation checkpointing,
 optimiser, scheduler, length limits, evaluation, saving and the accelerate/DeepSpeed config named in the header stay
 as written (the accelerate config only gains `use_cpu: true` and `num_processes: 1`).
 
@@ -11,7 +12,7 @@ The run is the one process `accelerate launch` would start for it, run in this p
 and environment, which accelerate's own launcher code prepares (for a recipe launched through torchrun, DDP's or
 DeepSpeed's variables, and torchrun's for its one worker), without the ~30 s of importing torch, transformers and TRL
 in two more interpreters. The launchers themselves, starting two processes from the same accelerate configs, are
-tested by tests/e2e/test_sft_distributed.py and test_grpo.py.
+tested by tests/e2e/test_two_processes.py.
 
 Whether the run learned is measured outside it, in float32, on a fixed batch of training rows: the loss of the trained
 weights (DeepSpeed's float32 master weights for a full fine-tune, the saved adapter for LoRA) against the loss of the
@@ -33,7 +34,7 @@ import torch
 import yaml
 from trl import DPOConfig, SFTConfig, TrlParser
 
-from phi3v.fixtures.reproduction import make_reproduction_fixtures
+from phi3v.fixtures.reproduction import DEFAULT_ROWS, make_reproduction_fixtures
 from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
 from phi3v.tasks.catalogue import DEFAULT_QUESTION
 from phi3v.tasks.catalogue.answers import AnswerTemplate
@@ -47,6 +48,7 @@ from .safety_helpers import run_script_here
 REPO_ROOT = Path(__file__).resolve().parent.parent
 RECIPES = REPO_ROOT / "recipes"
 STEPS = 2  # optimiser steps per run: a warm-up may make the first learning rate 0, so the second moves the weights
+ACCUMULATION = 2  # micro-batches per optimiser step at most (the recipe's own count where it is smaller)
 CAULDRON_FIXTURES = {"docvqa": "cauldron_docvqa", "hateful_memes": "hateful_memes", "nlvr2": "nlvr2"}
 
 
@@ -96,14 +98,16 @@ def make_fixture(recipe: Path, script_args, training_args, root: Path, rows_per_
         )
         pairs.save_to_disk(str(root / "pairs"))
         return root / "pairs", ["--dataset_train_split", "train", "--dataset_test_split", "validation"]
+    # The fixture writer writes all its datasets: those the recipe does not read get 2 rows.
+    few_rows = dict.fromkeys(DEFAULT_ROWS, 2)
     if script_args.dataset_format == "the_cauldron":
         name = CAULDRON_FIXTURES[script_args.dataset_config]
-        # One optimiser step per epoch, so that a recipe saving per epoch saves after each step.
-        make_reproduction_fixtures(root / "fixtures", num_rows={name: rows_per_step})
+        # One optimiser step per epoch, so that a recipe saving per epoch saves after each step; 2 rows validate.
+        make_reproduction_fixtures(root / "fixtures", num_rows=few_rows | {name: rows_per_step})
         path = root / "fixtures" / "the_cauldron" / script_args.dataset_config
-        return path, ["--dataset_train_split", "train", "--dataset_test_split", "train"]
+        return path, ["--dataset_train_split", "train", "--dataset_test_split", "train[:2]"]
     if script_args.dataset_format == "docvqa":
-        make_reproduction_fixtures(root / "fixtures", num_rows={"docvqa_train": rows_per_step})
+        make_reproduction_fixtures(root / "fixtures", num_rows=few_rows | {"docvqa_train": rows_per_step})
         return root / "fixtures" / "docvqa_1200_examples", [
             "--dataset_train_split",
             "train",
@@ -211,13 +215,15 @@ def run_as_launched(recipe: Path, command: list[str], root: Path) -> subprocess.
 def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path) -> RecipeRun:
     """Runs `recipe` for `STEPS` optimiser steps on CPU, changed only as the module docstring says."""
     script_args, training_args, model_args = parse(recipe, "--use_cpu", "true")
-    rows_per_step = training_args.per_device_train_batch_size * training_args.gradient_accumulation_steps
+    accumulation = min(training_args.gradient_accumulation_steps, ACCUMULATION)
+    rows_per_step = training_args.per_device_train_batch_size * accumulation
     dataset, split_flags = make_fixture(recipe, script_args, training_args, root, rows_per_step)
     model = start_model(recipe, tiny_checkpoint, root)
     output_dir = root / "run"
     overrides = [
         *("--model_name_or_path", str(model), "--dataset_name", str(dataset), *split_flags),
         *("--use_cpu", "true", "--max_steps", str(STEPS), "--output_dir", str(output_dir)),
+        *("--gradient_accumulation_steps", str(accumulation)),
     ]
     if model_args.attn_implementation == "flash_attention_2":
         overrides += ["--attn_implementation", "sdpa"]
