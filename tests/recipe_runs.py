@@ -1,12 +1,13 @@
 """Running a shipped recipe as shipped, on CPU: the fixture in its layout, the launch its header names, the checks.
 
 Only these change from the recipe file: the model path (the tiny model in the official on-disk layout, or for a DPO
-recipe an SFT output made from it), the dataset (a fixture in the recipe's own layout and its split names), the device
-(`use_cpu`), the attention implementation (`flash_attention_2` becomes `sdpa`), the process count (1), the number of
-optimiser steps (`max_steps`, 2) and gradient accumulation (at most 2 micro-batches a step: the same accumulation
-code, where the Cookbook's 8 one-row micro-batches cost 4 times the compute and prove nothing more). Precision, LoRA/QLoRA settings, frozen parts, activation checkpointing,
-optimiser, scheduler, length limits, evaluation, saving and the accelerate/DeepSpeed config named in the header stay
-as written (the accelerate config only gains `use_cpu: true` and `num_processes: 1`).
+recipe an SFT output made from it), the dataset (a fixture in the recipe's own layout and its split names, 2 rows of
+its validation split), the device (`use_cpu`), the attention implementation (`flash_attention_2` becomes `sdpa`), the
+process count (1), the number of optimiser steps (`max_steps`, 2) and gradient accumulation (at most 2 micro-batches
+a step: the same accumulation code, where the Cookbook's 8 one-row micro-batches cost 4 times the compute and prove
+nothing more). Precision, LoRA/QLoRA settings, frozen parts, activation checkpointing, optimiser, scheduler, length
+limits, evaluation, saving and the accelerate/DeepSpeed config named in the header stay as written (the accelerate
+config only gains `use_cpu: true` and `num_processes: 1`).
 
 The run is the one process `accelerate launch` would start for it, run in this process: the same script, arguments
 and environment, which accelerate's own launcher code prepares (for a recipe launched through torchrun, DDP's or
@@ -97,7 +98,7 @@ def make_fixture(recipe: Path, script_args, training_args, root: Path, rows_per_
             }
         )
         pairs.save_to_disk(str(root / "pairs"))
-        return root / "pairs", ["--dataset_train_split", "train", "--dataset_test_split", "validation"]
+        return root / "pairs", ["--dataset_train_split", "train", "--dataset_test_split", "validation[:2]"]
     # The fixture writer writes all its datasets: those the recipe does not read get 2 rows.
     few_rows = dict.fromkeys(DEFAULT_ROWS, 2)
     if script_args.dataset_format == "the_cauldron":
@@ -116,7 +117,7 @@ def make_fixture(recipe: Path, script_args, training_args, root: Path, rows_per_
         ]
     # A catalogue (the layout of every local `data/...` recipe): prepared splits train / validation / test.
     make_synthetic_catalogue(root / "catalogue", num_products=max(24, 2 * rows_per_step), seed=1)
-    return root / "catalogue", ["--dataset_train_split", "train", "--dataset_test_split", "validation"]
+    return root / "catalogue", ["--dataset_train_split", "train", "--dataset_test_split", "validation[:2]"]
 
 
 def start_model(recipe: Path, tiny_checkpoint: Path, root: Path) -> Path:
