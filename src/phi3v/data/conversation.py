@@ -16,7 +16,7 @@ Example:
 ...     {"role": "user", "content": [{"type": "image"}, {"type": "text", "text": "What is it?"}]},
 ...     {"role": "assistant", "content": [{"type": "text", "text": "A scarf."}]}]})
 Conversation(images=[photo], messages=[{'role': 'user', 'content': '<|image_1|>\\nWhat is it?'},
-    {'role': 'assistant', 'content': 'A scarf.'}], train_from=0)
+    {'role': 'assistant', 'content': 'A scarf.'}], train_from=0, image_fields=['images[0]'])
 ```
 """
 
@@ -41,15 +41,12 @@ class Conversation:
         messages (`list[dict]`): `{"role", "content"}` messages with string content and `<|image_k|>` tags.
         train_from (`int`, *optional*, defaults to 0): assistant turns at or after this message index are trained
             (the length of the prompt for prompt-completion rows).
-        fields (`list[tuple[str, str]]`, *optional*): where each message's role and content are in the dataset's
-            row (`("messages[0].role", "messages[0].content")`, `("texts[0]", "texts[0].user")`), for messages.
-        image_fields (`list[str]`, *optional*): where each image is in the row (`images[0]`, `image`).
+        image_fields (`list[str]`, *optional*): where each image is in the row (`images[0]`, `image`), one per image.
     """
 
     images: list
     messages: list[dict]
     train_from: int = 0
-    fields: list[tuple[str, str]] = field(default_factory=list)
     image_fields: list[str] = field(default_factory=list)
 
     def eval_split(self) -> tuple[list[dict], str]:
@@ -125,7 +122,7 @@ def checked_conversation(
     if image_fields:
         image_field = image_fields[0].split("[")[0]
     check_texts(flattened, [content for _, content in fields], len(images), image_field)
-    return Conversation(images, flattened, train_from, list(fields), image_fields)
+    return Conversation(images, flattened, train_from, image_fields)
 
 
 def _fields(column: str, count: int, offset: int = 0) -> list[tuple[str, str]]:

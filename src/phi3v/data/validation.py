@@ -56,8 +56,7 @@ class RowProblem:
 def check_image_headers(conversation: Conversation) -> None:
     """Reads the header of each image the conversation will decode (bytes a row carries, a local file): an
     unidentifiable, missing or oversized image is a `BadRow`. Decoded PIL images are taken as they are."""
-    fields = conversation.image_fields or [f"images[{index}]" for index in range(len(conversation.images))]
-    for image, field in zip(conversation.images, fields, strict=True):
+    for image, field in zip(conversation.images, conversation.image_fields, strict=True):
         if isinstance(image, Image.Image):
             continue
         path = image if isinstance(image, str | Path) else None
