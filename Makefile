@@ -24,13 +24,17 @@ $(INSTALLED): setup.cfg pyproject.toml
 
 # DeepSpeed compiles its shared-memory communication op the first time a DeepSpeed run starts on CPU (about a minute
 # of both cores; cached in ~/.cache/torch_extensions): built here, at install, not inside the first DeepSpeed test or
-# run. Machines with an accelerator build nothing here.
+# run. Machines with an accelerator build nothing here; a build that fails (no C++ compiler) leaves the install to the
+# rest, and only DeepSpeed runs on CPU need it.
 define BUILD_DEEPSPEED_CPU_OP
 from deepspeed.accelerator import get_accelerator
 accelerator = get_accelerator()
 builder = accelerator.create_op_builder("ShareMemCommBuilder") if accelerator.device_name() == "cpu" else None
 if builder is not None and builder.is_compatible():
-    builder.load()
+    try:
+        builder.load()
+    except Exception as error:
+        print(f"DeepSpeed's CPU communication op did not build ({error!r}); DeepSpeed runs on CPU need it.")
 endef
 export BUILD_DEEPSPEED_CPU_OP
 
