@@ -105,7 +105,7 @@ def check_messages(messages, column: str) -> list[Mapping]:
             )
         role = text_value(message.get("role"), f"{field}.role", "the role")
         if role not in ROLES:
-            if role in LLAVA_ROLES and role != "system":
+            if role in LLAVA_ROLES:  # `system` is among ROLES: here only LLaVA's `human` and `gpt`
                 problem = (
                     f"role {role!r} is LLaVA's name for {LLAVA_ROLES[role]!r}: TRL's layouts use {list(ROLES)}, and "
                     f"the model would learn a <|{role}|> turn it never sees at inference. Rename the roles, or set "
