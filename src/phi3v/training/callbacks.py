@@ -8,7 +8,7 @@ from transformers import TrainerCallback
 
 from phi3v.data.image_columns import load_image, undecoded
 
-from .generation_validation import GenerationValidation
+from .generation_validation import MAX_NEW_TOKENS, GenerationValidation
 
 
 class PredictionsTableCallback(TrainerCallback):
@@ -19,8 +19,8 @@ class PredictionsTableCallback(TrainerCallback):
     evaluation report).
 
     The answers are the generation validation's of this evaluation when it already generated them (DPO's and
-    GRPO's `eval_generations`), else generated here: greedy, not read off teacher-forced logits, so the table shows what the
-    model would say. Every process generates, because ZeRO-3 and FSDP need all of them in the forward pass; the main
+    GRPO's `eval_generations`), else generated here: greedy, not read off teacher-forced logits, so the table shows
+    what the model would say. Every process generates, because ZeRO-3 and FSDP need all of them in the forward pass; the main
     process logs. W&B is initialised by transformers' `WandbCallback` (`report_to: wandb`), with the project and
     entity taken from `WANDB_PROJECT` and `WANDB_ENTITY`; `WANDB_MODE=offline` needs no login.
 
@@ -63,7 +63,7 @@ def answer_validation(
     eval_generations: int,
     eval_predictions: int,
     report_to: list[str],
-    max_new_tokens: int = 64,
+    max_new_tokens: int = MAX_NEW_TOKENS,
 ) -> tuple[GenerationValidation | None, list[TrainerCallback]]:
     """The generated-answer checks a run asks for: the greedy answers to the first `eval_generations` validation rows,
     scored with the task's metrics at each evaluation (DPO, GRPO: `eval_<metric>`), and with W&B the table of the
@@ -78,7 +78,7 @@ def answer_validation(
         eval_generations (`int`): how many rows are answered and scored at each evaluation; 0 for none.
         eval_predictions (`int`): how many rows the W&B table shows; 0 for no table.
         report_to (`list[str]`): the run's `report_to`; the table needs `wandb`.
-        max_new_tokens (`int`, *optional*, defaults to 64): the longest answer generated.
+        max_new_tokens (`int`, *optional*, defaults to `MAX_NEW_TOKENS`, 64): the longest answer generated.
 
     Returns:
         `tuple`: the [`GenerationValidation`] to give the trainer (or `None`), and the callbacks to add.

@@ -10,6 +10,9 @@ from phi3v.inference.generation import answer_items
 from phi3v.tasks import Task
 
 
+MAX_NEW_TOKENS = 64  # the longest validation answer where the run sets no limit (GRPO: `max_completion_length`)
+
+
 class GenerationValidation:
     r"""
     Generates answers for a fixed set of validation items and scores them with the task's metrics.
@@ -23,11 +26,16 @@ class GenerationValidation:
         task ([`~phi3v.tasks.Task`]): scores the answers.
         items (`Sequence[Mapping]`): validation items (`images`, `prompt`, `references`; `Task.eval_items`).
         batch_size (`int`, *optional*, defaults to 16): items per `generate` call.
-        max_new_tokens (`int`, *optional*, defaults to 64): the longest answer generated.
+        max_new_tokens (`int`, *optional*, defaults to `MAX_NEW_TOKENS`, 64): the longest answer generated.
     """
 
     def __init__(
-        self, processor, task: Task, items: Sequence[Mapping], batch_size: int = 16, max_new_tokens: int = 64
+        self,
+        processor,
+        task: Task,
+        items: Sequence[Mapping],
+        batch_size: int = 16,
+        max_new_tokens: int = MAX_NEW_TOKENS,
     ):
         if not items:
             raise ValueError("Generation validation needs at least one validation item.")
