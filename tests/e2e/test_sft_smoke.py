@@ -6,7 +6,6 @@ The runs run in this process, as `python scripts/sft.py` would (the W&B run fini
 down after, as at the process's exit)."""
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,29 +22,11 @@ from ..conftest import built_once
 from ..safety_helpers import run_script_here
 
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def sft_command(checkpoint, catalogue, output_dir, *overrides) -> list[str]:
-    return [
-        sys.executable,
-        "scripts/sft.py",
-        "recipes/smoke/sft-full.yaml",
-        "--model_name_or_path",
-        str(checkpoint),
-        "--dataset_name",
-        str(catalogue),
-        "--output_dir",
-        str(output_dir),
-        *overrides,
-    ]
-
-
-def run_here(command, env: dict | None = None):
-    """`command` (an `sft_command`) in this process, which spares the ~10 s of imports of a new interpreter, with
-    `env`'s variables set while it runs."""
-    assert command[:2] == [sys.executable, "scripts/sft.py"]
-    result = run_script_here("sft.py", *command[2:], env=env)
+def run_smoke_sft(checkpoint, catalogue, output_dir, *overrides, env: dict | None = None):
+    """`python scripts/sft.py recipes/smoke/sft-full.yaml ...` with `overrides`, in this process (which spares the ~10 s
+    of imports of a new interpreter), with `env`'s variables set while it runs; it must succeed."""
+    args = ["--model_name_or_path", checkpoint, "--dataset_name", catalogue, "--output_dir", output_dir, *overrides]
+    result = run_script_here("sft.py", "recipes/smoke/sft-full.yaml", *args, env=env)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result
 
@@ -61,7 +42,7 @@ def smoke_run(tiny_checkpoint, synthetic_catalogue, tmp_path_factory) -> Path:
 
     def train(output_dir: Path) -> None:
         overrides = ["--max_steps", "30", "--logging_steps", "5", "--eval_steps", "15", "--save_steps", "15"]
-        result = run_here(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
+        result = run_smoke_sft(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides)
         assert f"saved to {output_dir}" in result.stdout
         assert "Pre-flight plan:" in result.stdout  # printed before the model loads
 
@@ -112,7 +93,7 @@ def test_lora_with_activation_checkpointing_saves_a_loadable_adapter(tiny_checkp
     overrides = ["--use_peft", "true", "--freeze_vision_tower", "false", "--activation_checkpointing", "true"]
     overrides += ["--max_steps", "3", "--eval_strategy", "no", "--save_strategy", "no", "--learning_rate", "1e-2"]
     overrides += ["--num_crops", "2"]
-    run_here(sft_command(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides))
+    run_smoke_sft(tiny_checkpoint, synthetic_catalogue, output_dir, *overrides)
     adapter_config = json.loads((output_dir / "adapter_config.json").read_text())
     assert set(adapter_config["target_modules"]) == {"qkv_proj", "o_proj", "gate_up_proj", "down_proj"}
     assert adapter_config["base_model_name_or_path"] == str(tiny_checkpoint)
@@ -141,7 +122,7 @@ def test_offline_wandb_run_holds_the_predictions_table(tiny_checkpoint, syntheti
     monkeypatch.delenv("WANDB_API_KEY", raising=False)  # no login
     overrides = ["--report_to", "wandb", "--max_steps", "4", "--eval_steps", "2", "--eval_predictions", "3"]
     overrides += ["--save_strategy", "no", "--run_name", "smoke-wandb-test"]
-    run_here(sft_command(tiny_checkpoint, synthetic_catalogue, tmp_path / "run", *overrides), env=env)
+    run_smoke_sft(tiny_checkpoint, synthetic_catalogue, tmp_path / "run", *overrides, env=env)
 
     (run_dir,) = (tmp_path / "wandb").glob("offline-run-*")
     tables = sorted((run_dir / "files" / "media" / "table" / "eval").glob("predictions_*.table.json"))
