@@ -1,7 +1,7 @@
 """Running a shipped recipe as shipped, on CPU: the fixture in its layout, the launch its header names, the checks.
 
 Only these change from the recipe file: the model path (the tiny model in the official on-disk layout, or for a DPO
-recipe an SFT output made from it), the dataset (a fixture in the recipe's own layout and its split names, 2 rows of
+or GRPO recipe an SFT output made from it), the dataset (a fixture in the recipe's own layout and its split names, 2 rows of
 its validation split), the device (`use_cpu`), the attention implementation (`flash_attention_2` becomes `sdpa`), the
 process count (1), the number of optimiser steps (`max_steps`, 2) and gradient accumulation (at most 2 micro-batches
 a step: the same accumulation code, where the Cookbook's 8 one-row micro-batches cost 4 times the compute and prove
@@ -33,7 +33,7 @@ from unittest import mock
 import datasets
 import torch
 import yaml
-from trl import DPOConfig, SFTConfig, TrlParser
+from trl import DPOConfig, GRPOConfig, SFTConfig, TrlParser
 
 from phi3v.fixtures.reproduction import DEFAULT_ROWS, make_reproduction_fixtures
 from phi3v.fixtures.synthetic_catalogue import make_synthetic_catalogue
@@ -41,7 +41,7 @@ from phi3v.tasks.catalogue import DEFAULT_QUESTION
 from phi3v.tasks.catalogue.answers import AnswerTemplate
 from phi3v.tasks.catalogue.negatives import HardNegatives, build_preference_pairs
 from phi3v.tasks.config import TaskConfig
-from phi3v.training import Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
+from phi3v.training import Phi3VGRPOScriptArguments, Phi3VModelConfig, Phi3VScriptArguments, parse_recipe
 
 from .safety_helpers import run_script_here
 
@@ -53,13 +53,24 @@ ACCUMULATION = 2  # micro-batches per optimiser step at most (the recipe's own c
 CAULDRON_FIXTURES = {"docvqa": "cauldron_docvqa", "hateful_memes": "hateful_memes", "nlvr2": "nlvr2"}
 
 
+def stage(recipe: Path) -> str:
+    """`sft`, `dpo` or `grpo`: the repository's convention is that a recipe's file name starts with its stage."""
+    return next((name for name in ("dpo", "grpo") if recipe.name.startswith(f"{name}-")), "sft")
+
+
 def is_dpo(recipe: Path) -> bool:
-    return recipe.name.startswith("dpo-")  # the repository's convention: a file name starts with its stage
+    return stage(recipe) == "dpo"
 
 
 def parse(recipe: Path, *overrides: str) -> tuple:
-    config = DPOConfig if is_dpo(recipe) else SFTConfig
-    return parse_recipe(TrlParser((Phi3VScriptArguments, config, Phi3VModelConfig)), [str(recipe), *overrides])
+    """The recipe's (script, training, model) arguments as its script parses them."""
+    script_args, training_args = {
+        "sft": (Phi3VScriptArguments, SFTConfig),
+        "dpo": (Phi3VScriptArguments, DPOConfig),
+        "grpo": (Phi3VGRPOScriptArguments, GRPOConfig),
+    }[stage(recipe)]
+    parser = TrlParser((script_args, training_args, Phi3VModelConfig))
+    return parse_recipe(parser, [str(recipe), *overrides])
 
 
 def accelerate_config_name(recipe: Path) -> str | None:
@@ -74,7 +85,7 @@ def accelerate_config_name(recipe: Path) -> str | None:
 class RecipeRun:
     recipe: Path
     script_args: Phi3VScriptArguments
-    training_args: SFTConfig | DPOConfig
+    training_args: SFTConfig | DPOConfig | GRPOConfig
     model_args: Phi3VModelConfig
     output_dir: Path
     start_model: Path
@@ -120,13 +131,15 @@ def make_fixture(recipe: Path, script_args, training_args, root: Path, rows_per_
     return root / "catalogue", ["--dataset_train_split", "train", "--dataset_test_split", "validation[:2]"]
 
 
-def start_model(recipe: Path, tiny_checkpoint: Path, root: Path) -> Path:
-    """The model the recipe starts from: the tiny model; for DPO, an SFT output of the catalogue made from it."""
-    if not is_dpo(recipe):
+def start_model(recipe: Path, task: str | None, tiny_checkpoint: Path, root: Path) -> Path:
+    """The model the recipe starts from: the tiny model; for DPO or GRPO, an SFT output made from it, trained for the
+    recipe's task (the catalogue unless it names one: its `phi3v_task.json`)."""
+    if stage(recipe) == "sft":
         return tiny_checkpoint
     sft = root / "sft"
     shutil.copytree(tiny_checkpoint, sft)
-    TaskConfig(task="catalogue", dataset_format="catalogue").save(sft)
+    task = task or "catalogue"
+    TaskConfig(task=task, dataset_format="catalogue" if task == "catalogue" else "auto").save(sft)
     return sft
 
 
@@ -213,22 +226,23 @@ def run_as_launched(recipe: Path, command: list[str], root: Path) -> subprocess.
     return run_script_here(Path(command[0]).name, *command[1:], env=env)
 
 
-def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path) -> RecipeRun:
-    """Runs `recipe` for `STEPS` optimiser steps on CPU, changed only as the module docstring says."""
+def run_recipe(recipe: Path, tiny_checkpoint: Path, root: Path, *overrides: str) -> RecipeRun:
+    """Runs `recipe` for `STEPS` optimiser steps on CPU, changed only as the module docstring says and by the test's
+    own `overrides` (e.g. `--logging_steps 1`)."""
     script_args, training_args, model_args = parse(recipe, "--use_cpu", "true")
     accumulation = min(training_args.gradient_accumulation_steps, ACCUMULATION)
     rows_per_step = training_args.per_device_train_batch_size * accumulation
     dataset, split_flags = make_fixture(recipe, script_args, training_args, root, rows_per_step)
-    model = start_model(recipe, tiny_checkpoint, root)
+    model = start_model(recipe, script_args.task, tiny_checkpoint, root)
     output_dir = root / "run"
     overrides = [
         *("--model_name_or_path", str(model), "--dataset_name", str(dataset), *split_flags),
         *("--use_cpu", "true", "--max_steps", str(STEPS), "--output_dir", str(output_dir)),
-        *("--gradient_accumulation_steps", str(accumulation)),
+        *("--gradient_accumulation_steps", str(accumulation), *overrides),
     ]
     if model_args.attn_implementation == "flash_attention_2":
         overrides += ["--attn_implementation", "sdpa"]
-    script = REPO_ROOT / "scripts" / ("dpo.py" if is_dpo(recipe) else "sft.py")
+    script = REPO_ROOT / "scripts" / f"{stage(recipe)}.py"
     result = run_as_launched(recipe, [str(script), str(recipe), *overrides], root)
     script_args, training_args, model_args = parse(recipe, *overrides)
     return RecipeRun(recipe, script_args, training_args, model_args, output_dir, model, dataset, result)

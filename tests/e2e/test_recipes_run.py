@@ -24,11 +24,12 @@ from tests.recipe_runs import (
     log_history,
     run_recipe,
     sft_probe_losses,
+    stage,
 )
 
 
 # Every subfolder: a new recipe file is tested by existing (GRPO's, `grpo-*`, in tests/e2e/test_grpo.py).
-ALL_RECIPES = sorted(path for path in RECIPES.rglob("*.yaml") if not path.name.startswith("grpo-"))
+ALL_RECIPES = sorted(path for path in RECIPES.rglob("*.yaml") if stage(path) != "grpo")
 TOWER = "model.vision_embed_tokens.img_processor."
 # What each switch freezes, by the Cookbook's and our own definitions (phi3v_spec.md: `vision_embed_tokens` holds the
 # CLIP tower, the projector, the separators and, in Microsoft's code, the token embedding as `wte`).
