@@ -1,6 +1,6 @@
 """Several scripts, one after another, in each process one `accelerate launch` starts:
 
-    accelerate launch --config_file CONFIG tests/run_in_sequence.py scripts/sft.py ARGS... --then scripts/dpo.py ARGS...
+    accelerate launch --config_file CONFIG tests/run_in_sequence.py scripts/sft.py ARGS --then scripts/dpo.py ARGS
 
 Each runs as `python SCRIPT ARGS` would run it in that process (`safety_helpers.run_script_here`: `runpy`, its
 environment restored after it, its process group and accelerate's and DeepSpeed's state of it ended as its process's

@@ -105,6 +105,9 @@ def _finish_wandb_run() -> None:
     wandb.teardown()
 
 
+_GROUP_COUNTS = itertools.count(1000, 1000)  # far above any count a script reaches with its own groups
+
+
 def _end_distributed_state() -> None:
     """Ends what a run under a launcher's environment set up for its process and its process's exit ends: the process
     group, DeepSpeed's references to its groups, accelerate's shared state, and transformers' reference to the
@@ -126,9 +129,6 @@ def _end_distributed_state() -> None:
     deepspeed_integration = sys.modules.get("transformers.integrations.deepspeed")
     if deepspeed_integration is not None:
         deepspeed_integration.unset_hf_deepspeed_config()
-
-
-_GROUP_COUNTS = itertools.count(1000, 1000)  # far above any count a script reaches with its own groups
 
 
 @contextlib.contextmanager

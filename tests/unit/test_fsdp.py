@@ -1,4 +1,5 @@
-"""The FSDP config shards the model by its real layer classes (the 2-process FSDP2 run: tests/e2e/test_two_processes.py)."""
+"""The FSDP config shards the model by its real layer classes (the 2-process FSDP2 checks:
+tests/e2e/test_two_processes.py)."""
 
 import yaml
 

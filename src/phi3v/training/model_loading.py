@@ -172,6 +172,6 @@ def load_sft_model(model_args: Phi3VModelConfig, training_args: TrainingArgument
     logger.info(f"Merging the SFT adapter {path} into its base {base}")
     model = load_model(replace(model_args, model_name_or_path=base, use_peft=False), training_args)
     model = PeftModel.from_pretrained(model, path).merge_and_unload()
-    # A DPO or GRPO adapter trained on this merge records its base from here: the SFT adapter, not the SFT adapter's base.
+    # A DPO or GRPO adapter trained on this merge records its base from here: the SFT adapter, not the adapter's base.
     model.config._name_or_path = model.name_or_path = str(path)
     return model
