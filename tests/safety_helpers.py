@@ -34,7 +34,7 @@ def run_script(script: str, *args, launcher: str | None = None, timeout: int = 6
 
 
 def run_script_here(script: str, *args, env: dict | None = None, capture: bool = True) -> subprocess.CompletedProcess:
-    """`run_script` in this process (`runpy`, as `python scripts/<script>` would), which spares the ~10 s of importing
+    """`run_script` in this process (`runpy`, as `python scripts/<script>` would), which spares the ~14 s of importing
     torch, transformers, TRL and PEFT again: the exit status, standard output and standard error of the script's own
     code. What only a separate process shows (a launcher's patches, a kill, the terminal) needs `run_script`.
 

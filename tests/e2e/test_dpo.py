@@ -2,7 +2,7 @@
 for SFT and DPO; and a DPO run that cannot beat its SFT model says so and saves its best checkpoint.
 
 The scripts run in this process (`run_script_here`, as `python scripts/<script>` would): nothing here is about a
-launcher or a separate process, and each interpreter spared is ~10 s of imports."""
+launcher or a separate process, and each interpreter spared is ~14 s of imports."""
 
 import json
 from pathlib import Path

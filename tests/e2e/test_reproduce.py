@@ -3,7 +3,7 @@ evaluation, and a published row runs end to end (the report shows the Cookbook s
 Its refusals before any work: tests/unit/test_reproduce.py.
 
 reproduce.py and the steps it runs (`python scripts/sft.py ...`, `python scripts/evaluate.py ...`, the commands it
-builds) run in this process (`run_script_here`, `steps_in_this_process`): each interpreter spared is ~10 s of imports,
+builds) run in this process (`run_script_here`, `steps_in_this_process`): each interpreter spared is ~14 s of imports,
 and nothing here is about the processes themselves."""
 
 import json

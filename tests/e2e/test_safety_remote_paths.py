@@ -5,7 +5,7 @@ A Hub dataset (here a stubbed `datasets.load_dataset`) whose rows point at a loc
 names the split, row, column and path; the file's content appears in no output. A local dataset reads files inside its
 own folder, and a `../` path only with `--allow_local_paths`; its report then shows no image read from outside.
 
-The scripts run in this process (`run_script_here`, as `python scripts/<script>` would; each spares the ~10 s of
+The scripts run in this process (`run_script_here`, as `python scripts/<script>` would; each spares the ~14 s of
 imports of a new interpreter), with `datasets.load_dataset` answering every Hub id with the test's rows (`fake_hub`)
 and every model load (`PreTrainedModel.from_pretrained`) recorded in a sentinel file (`sentinel`).
 """

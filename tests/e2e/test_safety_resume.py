@@ -4,7 +4,7 @@ full fine-tune's directory, a file or a foreign directory as `output_dir` are re
 the way out, and leave the directory byte-identical.
 
 Only the killed run has a process of its own (it is killed); the others run in this process (`run_script_here`, as
-`python scripts/sft.py` would), each sparing the ~10 s of imports of a new interpreter."""
+`python scripts/sft.py` would), each sparing the ~14 s of imports of a new interpreter."""
 
 import json
 import shutil

@@ -15,7 +15,7 @@ CUSTOM_TEMPLATE = "{title} | {category3_code} | ${full_price}"
 
 
 def run(script: str, *args):
-    """`python scripts/<script> args...`, in this process (~10 s of imports spared each); it must succeed."""
+    """`python scripts/<script> args...`, in this process (~14 s of imports spared each); it must succeed."""
     result = run_script_here(script, *args)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-5000:]
     return result

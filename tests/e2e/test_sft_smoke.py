@@ -23,7 +23,7 @@ from ..safety_helpers import run_script_here
 
 
 def run_smoke_sft(checkpoint, catalogue, output_dir, *overrides, env: dict | None = None):
-    """`python scripts/sft.py recipes/smoke/sft-full.yaml ...` with `overrides`, in this process (which spares the ~10 s
+    """`python scripts/sft.py recipes/smoke/sft-full.yaml ...` with `overrides`, in this process (which spares the ~14 s
     of imports of a new interpreter), with `env`'s variables set while it runs; it must succeed."""
     args = ["--model_name_or_path", checkpoint, "--dataset_name", catalogue, "--output_dir", output_dir, *overrides]
     result = run_script_here("sft.py", "recipes/smoke/sft-full.yaml", *args, env=env)

@@ -2,7 +2,7 @@
 memory and MFU next to the Cookbook's matching row: full, frozen vision, LoRA, and QLoRA where bitsandbytes is
 installed (it runs 4-bit on CPU), which without it says it was skipped.
 
-These call the script's `main` in this process, which spares each the ~10 s of importing torch, transformers, TRL and
+These call the script's `main` in this process, which spares each the ~14 s of importing torch, transformers, TRL and
 PEFT again; tests/e2e/test_benchmark_throughput.py runs the LoRA recipe as a command."""
 
 import runpy
