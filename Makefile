@@ -155,8 +155,9 @@ screenshots: install browser
 	test -d outputs/demo || $(MAKE) demo
 	$(PY) docs/make_screenshots.py
 
-# Every test, one pytest-xdist worker per core (tests/conftest.py gives each process one torch thread). worksteal hands
-# each worker half the tests, end-to-end ones first, and lets an idle worker take half of a busy one's queue.
+# Every test, one pytest-xdist worker per core (tests/conftest.py gives each process one torch thread and orders the
+# run). worksteal hands each worker half the tests (the two-process launches start one half, the other end-to-end tests
+# the other, unit tests end both) and lets an idle worker take half of a busy one's queue.
 test: install browser
 	$(VENV)/bin/pytest --numprocesses auto --dist worksteal tests
 
