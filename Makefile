@@ -28,11 +28,10 @@ $(INSTALLED): setup.cfg pyproject.toml
 # rest, and only DeepSpeed runs on CPU need it.
 define BUILD_DEEPSPEED_CPU_OP
 from deepspeed.accelerator import get_accelerator
-accelerator = get_accelerator()
-builder = accelerator.create_op_builder("ShareMemCommBuilder") if accelerator.device_name() == "cpu" else None
-if builder is not None and builder.is_compatible():
+from deepspeed.comm.torch import build_shm_op
+if get_accelerator().device_name() == "cpu":
     try:
-        builder.load()
+        build_shm_op()  # what DeepSpeed's CPU backend calls at its first start
     except Exception as error:
         print(f"DeepSpeed's CPU communication op did not build ({error!r}); DeepSpeed runs on CPU need it.")
 endef
